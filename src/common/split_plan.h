@@ -1,0 +1,174 @@
+// The split-KV schedule: shared by the host planner (tests, host lengths) and
+// the device planner (one thread of the plan kernel), so both compute the
+// exact same bytes.
+//
+// Work is counted in 64-token cache blocks. T blocks over P parts: part p
+// takes the global block range [T*p/P, T*(p+1)/P), so part loads differ by
+// at most one block. A part's range crosses request boundaries; each
+// (part, request) piece is a "segment". A request covered by one segment is
+// written straight to `out`; one covered by several leaves partial results
+// (normalised O and its LSE) in the workspace for the combine kernel.
+#ifndef OPENMLA_COMMON_SPLIT_PLAN_H_
+#define OPENMLA_COMMON_SPLIT_PLAN_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__CUDACC__)
+#define OPENMLA_HD __host__ __device__
+#else
+#define OPENMLA_HD
+#endif
+
+namespace openmla {
+
+constexpr int kPageBlock = 64;
+constexpr int kHeadDimQK = 576;
+constexpr int kHeadDimV = 512;
+constexpr int kRowsPerTile = 64;  // query rows (s_q x heads of one kv head) per CTA
+
+// Error codes recorded by the planner (PlanHeader::error_code).
+constexpr int kPlanOk = 0;
+constexpr int kPlanNegativeLength = 1;
+constexpr int kPlanLengthBeyondTable = 2;
+
+struct PlanHeader {
+  int32_t error_code;
+  int32_t error_request;
+  int32_t error_value;
+  int32_t num_parts;
+  int32_t total_segments;
+  int32_t batch;
+  int32_t total_blocks;
+  int32_t pad[9];
+};
+static_assert(sizeof(PlanHeader) == 64, "PlanHeader is 64 bytes");
+
+struct PartMeta {
+  int32_t r_begin;    // first request (-1: empty part)
+  int32_t blk_begin;  // first block within r_begin
+  int32_t r_end;      // last request (inclusive)
+  int32_t blk_end;    // one past the last block within r_end
+  int32_t seg_begin;  // global index of this part's first segment
+  int32_t num_segs;
+  int32_t num_blocks;
+  int32_t pad;
+};
+static_assert(sizeof(PartMeta) == 32, "PartMeta is 32 bytes");
+
+struct RequestMeta {
+  int32_t seg_begin;  // first segment of the request (segments are contiguous)
+  int32_t num_segs;   // 0: no cached token; 1: written directly
+};
+
+OPENMLA_HD inline size_t align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
+
+OPENMLA_HD inline int num_row_tiles(int s_q, int h_q, int h_kv) {
+  int rows = s_q * (h_q / h_kv);
+  return (rows + kRowsPerTile - 1) / kRowsPerTile;
+}
+
+OPENMLA_HD inline int num_plan_parts(int num_sms, int s_q, int h_q, int h_kv) {
+  int per_part = num_row_tiles(s_q, h_q, h_kv) * h_kv;
+  int p = num_sms / per_part;
+  return p < 1 ? 1 : p;
+}
+
+// Workspace layout: [plan | o_accum f32 | lse_accum f32], 256-byte aligned.
+struct WorkspaceLayout {
+  size_t part_offset, request_offset, plan_bytes;
+  size_t o_accum_offset, lse_accum_offset, total_bytes;
+  int num_parts, max_segments;
+};
+
+OPENMLA_HD inline WorkspaceLayout workspace_layout(int batch, int s_q, int h_q, int h_kv,
+                                                   int num_sms) {
+  WorkspaceLayout w;
+  w.num_parts = num_plan_parts(num_sms, s_q, h_q, h_kv);
+  w.max_segments = batch + w.num_parts;  // pieces <= nonempty requests + parts - 1
+  w.part_offset = sizeof(PlanHeader);
+  w.request_offset = w.part_offset + sizeof(PartMeta) * (size_t)w.num_parts;
+  w.plan_bytes = align_up(w.request_offset + sizeof(RequestMeta) * (size_t)batch, 256);
+  size_t rows = (size_t)s_q * h_q;
+  w.o_accum_offset = w.plan_bytes;
+  w.lse_accum_offset =
+      w.o_accum_offset + align_up((size_t)w.max_segments * rows * kHeadDimV * 4, 256);
+  w.total_bytes = w.lse_accum_offset + align_up((size_t)w.max_segments * rows * 4, 256);
+  return w;
+}
+
+OPENMLA_HD inline int blocks_of(int32_t seqlen) {
+  return seqlen <= 0 ? 0 : (seqlen + kPageBlock - 1) / kPageBlock;
+}
+
+// Fills the plan (header, parts, requests) at `plan`. Serial on purpose: it is
+// O(batch + parts) and runs once per decoding step.
+OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
+                                          int max_blocks_per_seq, int num_parts,
+                                          void* plan) {
+  PlanHeader* hdr = reinterpret_cast<PlanHeader*>(plan);
+  PartMeta* parts = reinterpret_cast<PartMeta*>(reinterpret_cast<char*>(plan) + sizeof(PlanHeader));
+  RequestMeta* reqs = reinterpret_cast<RequestMeta*>(parts + num_parts);
+
+  hdr->error_code = kPlanOk;
+  hdr->error_request = -1;
+  hdr->error_value = 0;
+  hdr->num_parts = num_parts;
+  hdr->batch = batch;
+  for (int i = 0; i < 9; ++i) hdr->pad[i] = 0;
+
+  int64_t total = 0;
+  for (int r = 0; r < batch; ++r) {
+    int32_t len = seqlens[r];
+    if (hdr->error_code == kPlanOk && (len < 0 || (int64_t)len > (int64_t)max_blocks_per_seq * kPageBlock)) {
+      hdr->error_code = len < 0 ? kPlanNegativeLength : kPlanLengthBeyondTable;
+      hdr->error_request = r;
+      hdr->error_value = len;
+    }
+    reqs[r].seg_begin = 0;
+    reqs[r].num_segs = 0;
+    total += blocks_of(len);
+  }
+  if (hdr->error_code != kPlanOk) total = 0;  // schedule nothing; decode reports NaN
+  hdr->total_blocks = (int32_t)total;
+
+  int seg = 0;
+  int r = 0;
+  int64_t start_r = 0;  // global index of request r's first block
+  for (int p = 0; p < num_parts; ++p) {
+    PartMeta& pm = parts[p];
+    int64_t g0 = total * p / num_parts;
+    int64_t g1 = total * (p + 1) / num_parts;
+    pm.pad = 0;
+    pm.seg_begin = seg;
+    pm.num_blocks = (int32_t)(g1 - g0);
+    if (g0 == g1) {
+      pm.r_begin = -1; pm.blk_begin = 0; pm.r_end = -1; pm.blk_end = 0; pm.num_segs = 0;
+      continue;
+    }
+    while (start_r + blocks_of(seqlens[r]) <= g0) { start_r += blocks_of(seqlens[r]); ++r; }
+    pm.r_begin = r;
+    pm.blk_begin = (int32_t)(g0 - start_r);
+    int rr = r;
+    int64_t s = start_r;
+    for (;;) {
+      int nb = blocks_of(seqlens[rr]);
+      if (nb > 0) {
+        if (reqs[rr].num_segs == 0) reqs[rr].seg_begin = seg;
+        reqs[rr].num_segs += 1;
+        ++seg;
+      }
+      if (s + nb >= g1) break;
+      s += nb;
+      ++rr;
+    }
+    pm.r_end = rr;
+    pm.blk_end = (int32_t)(g1 - s);
+    pm.num_segs = seg - pm.seg_begin;
+  }
+  hdr->total_segments = seg;
+}
+
+}  // namespace openmla
+
+#endif  // OPENMLA_COMMON_SPLIT_PLAN_H_

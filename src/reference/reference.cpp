@@ -1,0 +1,198 @@
+#include "reference/reference.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <thread>
+
+namespace openmla::reference {
+
+namespace {
+constexpr int kD = 576;
+constexpr int kDv = 512;
+constexpr int kPage = 64;
+}  // namespace
+
+int attended_end(int seqlen, int s_q, int i, bool causal) {
+  int end = seqlen < 0 ? 0 : seqlen;
+  if (causal) end = std::min(end, seqlen - s_q + i + 1);
+  return std::max(end, 0);
+}
+
+void dense_decode(const DenseDecodeProblem& p, const float* q, const float* k_cache,
+                  const int32_t* block_table, const int32_t* seqlens, double* out,
+                  double* lse, int threads) {
+  const double scale = p.softmax_scale > 0 ? p.softmax_scale : 1.0 / std::sqrt((double)kD);
+  const int group = p.h_q / p.h_kv;
+  const int jobs = p.batch * p.h_kv;
+  if (threads <= 0) threads = (int)std::max(1u, std::thread::hardware_concurrency());
+  threads = std::min(threads, jobs);
+  std::atomic<int> next{0};
+
+  auto work = [&]() {
+    std::vector<double> k;      // gathered keys of one (request, kv head)
+    std::vector<double> score;
+    for (int job = next++; job < jobs; job = next++) {
+      const int r = job / p.h_kv, g = job % p.h_kv;
+      const int len = std::max(seqlens[r], 0);
+      k.assign((size_t)len * kD, 0.0);
+      for (int j = 0; j < len; ++j) {
+        const int phys = block_table[(size_t)r * p.max_blocks_per_seq + j / kPage];
+        const float* row = k_cache + (((size_t)phys * kPage + j % kPage) * p.h_kv + g) * kD;
+        for (int c = 0; c < kD; ++c) k[(size_t)j * kD + c] = row[c];
+      }
+      for (int i = 0; i < p.s_q; ++i) {
+        const int end = attended_end(seqlens[r], p.s_q, i, p.causal);
+        for (int hh = 0; hh < group; ++hh) {
+          const int h = g * group + hh;
+          const float* qrow = q + (((size_t)r * p.s_q + i) * p.h_q + h) * kD;
+          double* orow = out + (((size_t)r * p.s_q + i) * p.h_q + h) * kDv;
+          double& l = lse[((size_t)r * p.h_q + h) * p.s_q + i];
+          std::fill(orow, orow + kDv, 0.0);
+          if (end == 0) {
+            l = std::numeric_limits<double>::infinity();
+            continue;
+          }
+          score.assign(end, 0.0);
+          double mx = -std::numeric_limits<double>::infinity();
+          for (int j = 0; j < end; ++j) {
+            double s = 0;
+            const double* kr = &k[(size_t)j * kD];
+            for (int c = 0; c < kD; ++c) s += (double)qrow[c] * kr[c];
+            score[j] = s * scale;
+            mx = std::max(mx, score[j]);
+          }
+          double sum = 0;
+          for (int j = 0; j < end; ++j) {
+            score[j] = std::exp(score[j] - mx);
+            sum += score[j];
+          }
+          for (int j = 0; j < end; ++j) {
+            const double w = score[j] / sum;
+            const double* vr = &k[(size_t)j * kD];
+            for (int c = 0; c < kDv; ++c) orow[c] += w * vr[c];
+          }
+          l = mx + std::log(sum);
+        }
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+}
+
+float bf16_to_float(uint16_t v) {
+  uint32_t u = (uint32_t)v << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+uint16_t float_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);  // quiet NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (uint16_t)(u >> 16);
+}
+
+float fp16_to_float(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, u;
+  if (exp == 0) {
+    if (mant == 0) {
+      u = sign;
+    } else {  // subnormal: renormalise
+      exp = 127 - 15 + 1;
+      while (!(mant & 0x400)) { mant <<= 1; --exp; }
+      mant &= 0x3ff;
+      u = sign | (exp << 23) | (mant << 13);
+    }
+  } else if (exp == 31) {
+    u = sign | 0x7f800000u | (mant << 13);
+  } else {
+    u = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+uint16_t float_to_fp16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
+  const uint32_t absu = u & 0x7fffffffu;
+  if (absu > 0x7f800000u) return sign | 0x7e00;           // NaN
+  if (absu >= 0x477ff000u) return sign | 0x7c00;           // overflow -> inf
+  if (absu < 0x33000001u) return sign;                     // underflow -> 0
+  int exp = (int)(absu >> 23) - 127 + 15;
+  uint32_t mant = (absu & 0x7fffff) | 0x800000;
+  if (exp <= 0) {  // subnormal half
+    const int shift = 14 - exp;
+    uint32_t half = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
+    if (rem > mid || (rem == mid && (half & 1))) ++half;
+    return sign | (uint16_t)half;
+  }
+  uint32_t half = ((uint32_t)exp << 10) | ((mant >> 13) & 0x3ff);
+  const uint32_t rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) ++half;
+  return sign | (uint16_t)half;
+}
+
+namespace {
+Comparison compare(const float* a, const double* r, long long n, double atol, double rtol,
+                   bool with_cos) {
+  Comparison c;
+  double dot = 0, na = 0, nr = 0;
+  bool ok = true;
+  for (long long i = 0; i < n; ++i) {
+    const double x = a[i], y = r[i];
+    if (std::isnan(x)) {
+      ++c.count_nan;
+      if (ok) c.bad_index = i;
+      ok = false;
+      continue;
+    }
+    if (std::isinf(y) || std::isinf(x)) {
+      if (x != y) {
+        if (ok) c.bad_index = i;
+        ok = false;
+        c.max_abs_err = std::numeric_limits<double>::infinity();
+      }
+      continue;
+    }
+    const double e = std::fabs(x - y);
+    c.max_abs_err = std::max(c.max_abs_err, e);
+    if (e > atol + rtol * std::fabs(y)) {
+      if (ok) c.bad_index = i;
+      ok = false;
+    }
+    dot += x * y;
+    na += x * x;
+    nr += y * y;
+  }
+  if (with_cos && (na > 0 || nr > 0)) {
+    const double denom = std::sqrt(na) * std::sqrt(nr);
+    c.cos_diff = denom > 0 ? 1.0 - dot / denom : 1.0;
+    if (c.cos_diff > 5e-6) ok = false;
+  }
+  c.pass = ok;
+  return c;
+}
+}  // namespace
+
+Comparison compare_out(const float* actual, const double* ref, long long n) {
+  return compare(actual, ref, n, 8e-4, 2.01 / 128, true);
+}
+
+Comparison compare_lse(const float* actual, const double* ref, long long n) {
+  return compare(actual, ref, n, 1e-6, 8.01 / 65536, false);
+}
+
+}  // namespace openmla::reference
