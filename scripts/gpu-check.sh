@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# One call on the GPU machine: build from a clean tree, run the GPU and CPU
+# tests, the benchmark and the Python suite; logs and JSON go to $1 (or $OUT).
+# That machine has nvcc, CMake, ninja and PyTorch but no package registry:
+# GoogleTest's source travels with the call in .deps/googletest (copied from
+# Debian's googletest package by scripts/fetch-gpu-deps.sh).
+#
+#   STAGES="build tests bench python"  (default: all)
+#   BENCH_ARGS="..."                   extra openmla-bench arguments
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT_DIR=${1:-${OUT:-/tmp/openmla-gpu-check}}
+mkdir -p "$OUT_DIR"
+STAGES=${STAGES:-"build tests bench python"}
+BUILD_DIR=${BUILD_DIR:-build-gpu}
+export PATH="$PATH:/usr/local/cuda/bin"
+summary="$OUT_DIR/summary.txt"
+: > "$summary"
+note() { echo "$*" | tee -a "$summary"; }
+has() { [[ " $STAGES " == *" $1 "* ]]; }
+status=0
+
+nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.limit,temperature.gpu --format=csv >> "$summary" 2>&1
+note "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo '+dirty')"
+
+if has build; then
+  t0=$(date +%s)
+  gtest=()
+  [ -d .deps/googletest ] && gtest=("-DOPENMLA_GTEST_SRC=$PWD/.deps/googletest")
+  if cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DOPENMLA_PTXAS_VERBOSE=ON "${gtest[@]}" \
+       > "$OUT_DIR/build.log" 2>&1 && cmake --build "$BUILD_DIR" -j 16 >> "$OUT_DIR/build.log" 2>&1; then
+    note "build: ok ($(( $(date +%s) - t0 )) s)"
+  else
+    note "build: FAILED"; tail -40 "$OUT_DIR/build.log"; exit 1
+  fi
+  grep -A2 "dense_decode_kernel" "$OUT_DIR/build.log" | grep -E "registers|spill" | sort -u | sed 's/^/ptxas: /' | tee -a "$summary"
+  lib="$BUILD_DIR/libopenmla.a"
+  if command -v cuobjdump >/dev/null && [ -f "$lib" ]; then
+    cuobjdump --dump-sass "$lib" > "$BUILD_DIR/sass.txt" 2>/dev/null
+    note "sass: HGMMA=$(grep -c HGMMA "$BUILD_DIR/sass.txt") HMMA=$(grep -c HMMA "$BUILD_DIR/sass.txt") LDL=$(grep -c 'LDL' "$BUILD_DIR/sass.txt") STL=$(grep -c 'STL' "$BUILD_DIR/sass.txt")"
+  fi
+fi
+
+if has tests; then
+  if ctest --test-dir "$BUILD_DIR" --output-on-failure -j 4 -E gpu > "$OUT_DIR/tests.log" 2>&1; then
+    note "cpu tests: ok"; else note "cpu tests: FAILED"; status=1; fi
+  if timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" ${GTEST_ARGS:-} >> "$OUT_DIR/tests.log" 2>&1; then
+    note "gpu tests: ok"; else note "gpu tests: FAILED"; status=1; fi
+  grep -E "^\[  (PASSED|FAILED)|tests ran|FAILED" "$OUT_DIR/tests.log" | head -30 | tee -a "$summary"
+fi
+
+if has bench; then
+  if "$BUILD_DIR/tools/openmla-bench" --json "$OUT_DIR/bench.json" ${BENCH_ARGS:-} > "$OUT_DIR/bench.log" 2>&1; then
+    note "bench: ok"; else note "bench: FAILED"; status=1; fi
+  tail -30 "$OUT_DIR/bench.log"
+fi
+
+if has python; then
+  t0=$(date +%s)
+  if python3 -m pip install --no-build-isolation --no-deps -q ./python > "$OUT_DIR/python.log" 2>&1 &&
+     (cd python && python3 -m pytest -q tests) >> "$OUT_DIR/python.log" 2>&1; then
+    note "python: ok ($(( $(date +%s) - t0 )) s)"; else note "python: FAILED"; status=1; fi
+  tail -5 "$OUT_DIR/python.log" | tee -a "$summary"
+fi
+
+cat "$summary"
+exit $status

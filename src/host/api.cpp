@@ -1,0 +1,199 @@
+// The public C API: resolve the device, check, plan, dispatch. No allocation,
+// no synchronisation (except openmla_read_plan_error), no exceptions out.
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "common/split_plan.h"
+#include "host/checks.h"
+#include "kernels/common/params.h"
+#include "openmla/openmla.h"
+
+using namespace openmla;
+
+namespace {
+
+openmla_status cuda_error(cudaError_t err, const char* what) {
+  return make_error(OPENMLA_ERROR_CUDA, "%s: CUDA error %s (%s)", what, cudaGetErrorName(err),
+                    cudaGetErrorString(err));
+}
+
+// 0 means "the current device": reading an attribute does not synchronise.
+openmla_status resolve_num_sms(int requested, int* num_sms) {
+  if (requested > 0) {
+    *num_sms = requested;
+    return ok_status();
+  }
+  if (requested < 0)
+    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "num_sms: must be >= 0, got %d", requested);
+  int dev = 0;
+  cudaError_t err = cudaGetDevice(&dev);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(num_sms, cudaDevAttrMultiProcessorCount, dev);
+  if (err != cudaSuccess) return cuda_error(err, "num_sms (reading the current device)");
+  return ok_status();
+}
+
+openmla_status resolved_shape(const openmla_decode_shape* in, openmla_decode_shape* out) {
+  if (in == nullptr) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "shape: null pointer");
+  *out = *in;
+  openmla_status s = resolve_num_sms(in->num_sms, &out->num_sms);
+  if (s.code != OPENMLA_OK) return s;
+  return check_decode_shape(out);
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* openmla_version(void) { return "0.1.0"; }
+
+size_t openmla_plan_bytes(const openmla_decode_shape* shape) {
+  if (shape == nullptr || shape->num_sms < 1 || shape->h_kv < 1) return 0;
+  return workspace_layout(shape->batch, shape->s_q, shape->h_q, shape->h_kv, shape->num_sms).plan_bytes;
+}
+
+openmla_status openmla_plan_workspace_size(const openmla_decode_shape* shape, size_t* bytes) {
+  if (bytes == nullptr) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "bytes: null pointer");
+  openmla_decode_shape s;
+  openmla_status st = resolved_shape(shape, &s);
+  if (st.code != OPENMLA_OK) return st;
+  *bytes = workspace_layout(s.batch, s.s_q, s.h_q, s.h_kv, s.num_sms).total_bytes;
+  return ok_status();
+}
+
+openmla_status openmla_plan(const openmla_decode_shape* shape, const int32_t* cache_seqlens_device,
+                            void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+  openmla_decode_shape s;
+  openmla_status st = resolved_shape(shape, &s);
+  if (st.code != OPENMLA_OK) return st;
+  if (cache_seqlens_device == nullptr)
+    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "cache_seqlens: null pointer");
+  if (reinterpret_cast<uintptr_t>(cache_seqlens_device) % 4 != 0)
+    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "cache_seqlens: misaligned for int32");
+  if (workspace == nullptr) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "workspace: null pointer");
+  const WorkspaceLayout w = workspace_layout(s.batch, s.s_q, s.h_q, s.h_kv, s.num_sms);
+  if (reinterpret_cast<uintptr_t>(workspace) % 256 != 0)
+    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "workspace: must be 256-byte aligned");
+  if (workspace_bytes < w.total_bytes)
+    return make_error(OPENMLA_ERROR_WORKSPACE_TOO_SMALL,
+                      "workspace: %zu bytes given, these shapes need %zu", workspace_bytes, w.total_bytes);
+  cudaError_t err = kernels::launch_plan(cache_seqlens_device, s.batch, s.max_blocks_per_seq,
+                                         w.num_parts, workspace, stream);
+  if (err != cudaSuccess) return cuda_error(err, "openmla_plan launch");
+  return ok_status();
+}
+
+openmla_status openmla_plan_host(const openmla_decode_shape* shape, const int32_t* cache_seqlens_host,
+                                 void* plan_host, size_t plan_bytes) {
+  openmla_decode_shape s;
+  openmla_status st = resolved_shape(shape, &s);
+  if (st.code != OPENMLA_OK) return st;
+  if (cache_seqlens_host == nullptr)
+    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "cache_seqlens: null pointer");
+  if (plan_host == nullptr) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "plan_host: null pointer");
+  const WorkspaceLayout w = workspace_layout(s.batch, s.s_q, s.h_q, s.h_kv, s.num_sms);
+  if (plan_bytes < w.plan_bytes)
+    return make_error(OPENMLA_ERROR_WORKSPACE_TOO_SMALL, "plan_host: %zu bytes given, need %zu",
+                      plan_bytes, w.plan_bytes);
+  for (int r = 0; r < s.batch; ++r) {
+    const int32_t len = cache_seqlens_host[r];
+    if (len < 0)
+      return make_error(OPENMLA_ERROR_BAD_SEQLENS, "cache_seqlens: cache_seqlens[%d] = %d is negative", r, len);
+    if ((int64_t)len > (int64_t)s.max_blocks_per_seq * kPageBlock)
+      return make_error(OPENMLA_ERROR_BAD_SEQLENS,
+                        "cache_seqlens: cache_seqlens[%d] = %d exceeds its block_table row "
+                        "(max_blocks_per_seq %d x %d tokens)",
+                        r, len, s.max_blocks_per_seq, kPageBlock);
+  }
+  std::memset(plan_host, 0, w.plan_bytes);
+  compute_split_plan(cache_seqlens_host, s.batch, s.max_blocks_per_seq, w.num_parts, plan_host);
+  return ok_status();
+}
+
+openmla_status openmla_upload_plan(const void* plan_host, size_t plan_bytes, void* workspace,
+                                   size_t workspace_bytes, cudaStream_t stream) {
+  if (plan_host == nullptr) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "plan_host: null pointer");
+  if (workspace == nullptr) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "workspace: null pointer");
+  if (workspace_bytes < plan_bytes)
+    return make_error(OPENMLA_ERROR_WORKSPACE_TOO_SMALL, "workspace: smaller than the plan");
+  cudaError_t err = cudaMemcpyAsync(workspace, plan_host, plan_bytes, cudaMemcpyHostToDevice, stream);
+  if (err != cudaSuccess) return cuda_error(err, "openmla_upload_plan copy");
+  return ok_status();
+}
+
+openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void* workspace,
+                                    size_t workspace_bytes, cudaStream_t stream) {
+  if (args == nullptr) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "args: null pointer");
+  openmla_dense_decode_args a = *args;
+  openmla_status st = resolve_num_sms(args->num_sms, &a.num_sms);
+  if (st.code != OPENMLA_OK) return st;
+  st = check_dense_decode_args(&a, workspace_bytes);
+  if (st.code != OPENMLA_OK) return st;
+  if (workspace == nullptr) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "workspace: null pointer");
+  if (reinterpret_cast<uintptr_t>(workspace) % 256 != 0)
+    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "workspace: must be 256-byte aligned");
+
+  kernels::DenseDecodeParams p{};
+  p.batch = (int)a.q.shape[0];
+  p.s_q = (int)a.q.shape[1];
+  p.h_q = (int)a.q.shape[2];
+  p.h_kv = (int)a.k_cache.shape[2];
+  p.group = p.h_q / p.h_kv;
+  p.rows = p.s_q * p.group;
+  p.num_row_tiles = num_row_tiles(p.s_q, p.h_q, p.h_kv);
+  const WorkspaceLayout w = workspace_layout(p.batch, p.s_q, p.h_q, p.h_kv, a.num_sms);
+  p.num_parts = w.num_parts;
+  p.q = a.q.data;
+  p.q_stride_b = a.q.stride[0];
+  p.q_stride_s = a.q.stride[1];
+  p.q_stride_h = a.q.stride[2];
+  p.k_cache = a.k_cache.data;
+  p.k_stride_block = a.k_cache.stride[0];
+  p.k_stride_token = a.k_cache.stride[1];
+  p.k_stride_head = a.k_cache.stride[2];
+  p.block_table = static_cast<const int32_t*>(a.block_table.data);
+  p.block_table_stride = a.block_table.stride[0];
+  p.seqlens = static_cast<const int32_t*>(a.cache_seqlens.data);
+  p.out = a.out.data;
+  p.o_stride_b = a.out.stride[0];
+  p.o_stride_s = a.out.stride[1];
+  p.o_stride_h = a.out.stride[2];
+  p.lse = static_cast<float*>(a.lse.data);
+  p.lse_stride_b = a.lse.stride[0];
+  p.lse_stride_h = a.lse.stride[1];
+  p.plan = workspace;
+  p.o_accum = reinterpret_cast<float*>(static_cast<char*>(workspace) + w.o_accum_offset);
+  p.lse_accum = reinterpret_cast<float*>(static_cast<char*>(workspace) + w.lse_accum_offset);
+  const double scale = a.softmax_scale > 0.f ? (double)a.softmax_scale : 1.0 / std::sqrt((double)kHeadDimQK);
+  p.scale_log2 = (float)(scale * 1.4426950408889634);
+  p.causal = a.causal;
+
+  cudaError_t err;
+  if (a.q.dtype == OPENMLA_DTYPE_BF16) {
+    err = kernels::launch_dense_decode<kernels::Dtype::kBf16>(p, stream);
+    if (err == cudaSuccess) err = kernels::launch_combine<kernels::Dtype::kBf16>(p, stream);
+  } else {
+    err = kernels::launch_dense_decode<kernels::Dtype::kFp16>(p, stream);
+    if (err == cudaSuccess) err = kernels::launch_combine<kernels::Dtype::kFp16>(p, stream);
+  }
+  if (err != cudaSuccess) return cuda_error(err, "openmla_dense_decode launch");
+  return ok_status();
+}
+
+openmla_status openmla_read_plan_error(const void* workspace, cudaStream_t stream) {
+  if (workspace == nullptr) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "workspace: null pointer");
+  PlanHeader hdr;
+  cudaError_t err = cudaMemcpyAsync(&hdr, workspace, sizeof(hdr), cudaMemcpyDeviceToHost, stream);
+  if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
+  if (err != cudaSuccess) return cuda_error(err, "openmla_read_plan_error copy");
+  if (hdr.error_code == kPlanNegativeLength)
+    return make_error(OPENMLA_ERROR_BAD_SEQLENS, "cache_seqlens: cache_seqlens[%d] = %d is negative",
+                      hdr.error_request, hdr.error_value);
+  if (hdr.error_code == kPlanLengthBeyondTable)
+    return make_error(OPENMLA_ERROR_BAD_SEQLENS,
+                      "cache_seqlens: cache_seqlens[%d] = %d exceeds its block_table row",
+                      hdr.error_request, hdr.error_value);
+  return ok_status();
+}
+
+}  // extern "C"

@@ -1,0 +1,49 @@
+// Parameters shared by the dense decode, combine and plan kernels. Plain data,
+// strides in elements; filled by src/host after every argument is checked.
+#ifndef OPENMLA_KERNELS_COMMON_PARAMS_H_
+#define OPENMLA_KERNELS_COMMON_PARAMS_H_
+
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+namespace openmla::kernels {
+
+struct DenseDecodeParams {
+  const void* q;
+  int64_t q_stride_b, q_stride_s, q_stride_h;
+  const void* k_cache;
+  int64_t k_stride_block, k_stride_token, k_stride_head;
+  const int32_t* block_table;
+  int64_t block_table_stride;
+  const int32_t* seqlens;
+  void* out;
+  int64_t o_stride_b, o_stride_s, o_stride_h;
+  float* lse;
+  int64_t lse_stride_b, lse_stride_h;  // the s_q dim is contiguous
+
+  const void* plan;  // PlanHeader | PartMeta[num_parts] | RequestMeta[batch]
+  float* o_accum;    // [max_segments, s_q * h_q, 512]
+  float* lse_accum;  // [max_segments, s_q * h_q]
+
+  int batch, s_q, h_q, h_kv;
+  int group;          // h_q / h_kv
+  int rows;           // s_q * group: query rows that share one kv head
+  int num_row_tiles;  // ceil(rows / 64)
+  int num_parts;
+  float scale_log2;   // softmax_scale * log2(e)
+  int causal;
+};
+
+enum class Dtype { kBf16, kFp16 };
+
+template <Dtype T>
+cudaError_t launch_dense_decode(const DenseDecodeParams& p, cudaStream_t stream);
+template <Dtype T>
+cudaError_t launch_combine(const DenseDecodeParams& p, cudaStream_t stream);
+cudaError_t launch_plan(const int32_t* seqlens, int batch, int max_blocks_per_seq,
+                        int num_parts, void* plan, cudaStream_t stream);
+
+}  // namespace openmla::kernels
+
+#endif  // OPENMLA_KERNELS_COMMON_PARAMS_H_

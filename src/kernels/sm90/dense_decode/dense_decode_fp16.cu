@@ -1,0 +1,8 @@
+#include "kernels/sm90/dense_decode/launch.cuh"
+
+namespace openmla::kernels {
+template <>
+cudaError_t launch_dense_decode<Dtype::kFp16>(const DenseDecodeParams& p, cudaStream_t stream) {
+  return dense_decode::launch<__half>(p, stream);
+}
+}  // namespace openmla::kernels
