@@ -1,6 +1,7 @@
 // The public C API: resolve the device, check, plan, dispatch. No allocation,
 // no synchronisation (except openmla_read_plan_error), no exceptions out.
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -39,6 +40,18 @@ openmla_status resolved_shape(const openmla_decode_shape* in, openmla_decode_sha
   openmla_status s = resolve_num_sms(in->num_sms, &out->num_sms);
   if (s.code != OPENMLA_OK) return s;
   return check_decode_shape(out);
+}
+
+// OPENMLA_DENSE_KERNEL=mma_sync selects the portable kernel (a cross-check
+// and a fallback to compare against); anything else is an error, not ignored.
+int dense_kernel_variant() {
+  static const int v = [] {
+    const char* e = std::getenv("OPENMLA_DENSE_KERNEL");
+    if (e == nullptr || std::strcmp(e, "wgmma") == 0) return (int)kernels::kDenseWgmma;
+    if (std::strcmp(e, "mma_sync") == 0) return (int)kernels::kDenseMmaSync;
+    return -1;
+  }();
+  return v;
 }
 
 }  // namespace
@@ -133,6 +146,9 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   if (reinterpret_cast<uintptr_t>(workspace) % 256 != 0)
     return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "workspace: must be 256-byte aligned");
 
+  if (dense_kernel_variant() < 0)
+    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT,
+                      "OPENMLA_DENSE_KERNEL: must be 'wgmma' or 'mma_sync' when set");
   kernels::DenseDecodeParams p{};
   p.batch = (int)a.q.shape[0];
   p.s_q = (int)a.q.shape[1];
@@ -148,6 +164,7 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   p.q_stride_s = a.q.stride[1];
   p.q_stride_h = a.q.stride[2];
   p.k_cache = a.k_cache.data;
+  p.k_num_blocks = a.k_cache.shape[0];
   p.k_stride_block = a.k_cache.stride[0];
   p.k_stride_token = a.k_cache.stride[1];
   p.k_stride_head = a.k_cache.stride[2];
@@ -167,6 +184,7 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   const double scale = a.softmax_scale > 0.f ? (double)a.softmax_scale : 1.0 / std::sqrt((double)kHeadDimQK);
   p.scale_log2 = (float)(scale * 1.4426950408889634);
   p.causal = a.causal;
+  p.variant = dense_kernel_variant();
 
   cudaError_t err;
   if (a.q.dtype == OPENMLA_DTYPE_BF16) {

@@ -188,11 +188,18 @@ struct CheckResult {
   std::string detail;                      // human-readable, first problems found
   std::string summary_line(const std::string& name) const;
 };
+// Elements outside the out view (padding, guard) and after lse that no longer
+// hold the poison they were filled with.
+long long count_writes_outside_views(const HostProblem& hp, const DeviceResult& dr,
+                                     uint16_t out_poison, uint32_t lse_poison,
+                                     long long* first_out_offset = nullptr);
 CheckResult check_outputs(const HostProblem& hp, const DeviceResult& dr, const Reference& ref);
 
-// Plans (device lengths) and decodes one problem on `stream`, with a fresh,
-// NaN-poisoned workspace and poisoned outputs; returns the downloaded outputs.
-DeviceResult plan_and_decode(const HostProblem& hp, DeviceProblem& dp, cudaStream_t stream);
+// Plans (device lengths) and decodes one problem on `stream` with poisoned
+// outputs, checks openmla_read_plan_error, returns the downloaded outputs.
+// Without `workspace`, a fresh NaN-poisoned one of the queried size is used.
+DeviceResult plan_and_decode(const HostProblem& hp, DeviceProblem& dp, cudaStream_t stream,
+                             DeviceBuffer* workspace = nullptr);
 
 // The whole sweep step: generate, run, reference, compare, print one line.
 CheckResult run_case(const DecodeCase& c);

@@ -13,6 +13,7 @@ struct DenseDecodeParams {
   const void* q;
   int64_t q_stride_b, q_stride_s, q_stride_h;
   const void* k_cache;
+  int64_t k_num_blocks;
   int64_t k_stride_block, k_stride_token, k_stride_head;
   const int32_t* block_table;
   int64_t block_table_stride;
@@ -33,7 +34,12 @@ struct DenseDecodeParams {
   int num_parts;
   float scale_log2;   // softmax_scale * log2(e)
   int causal;
+  int variant;        // DenseKernel
 };
+
+// Which dense decode kernel runs: the wgmma + TMA one, or the portable
+// mma.sync one (kept as a cross-check; OPENMLA_DENSE_KERNEL=mma_sync).
+enum DenseKernel { kDenseWgmma = 0, kDenseMmaSync = 1 };
 
 enum class Dtype { kBf16, kFp16 };
 

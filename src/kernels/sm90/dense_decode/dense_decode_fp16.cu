@@ -1,8 +1,11 @@
+// Explicit instantiation of the dense decode kernels for fp16.
 #include "kernels/sm90/dense_decode/launch.cuh"
+#include "kernels/sm90/dense_decode/wgmma_launch.cuh"
 
 namespace openmla::kernels {
 template <>
 cudaError_t launch_dense_decode<Dtype::kFp16>(const DenseDecodeParams& p, cudaStream_t stream) {
-  return dense_decode::launch<__half>(p, stream);
+  if (p.variant == kDenseMmaSync) return dense_decode::launch<__half>(p, stream);
+  return dense_decode_wgmma::launch<__half>(p, p.k_num_blocks, stream);
 }
 }  // namespace openmla::kernels

@@ -1,0 +1,66 @@
+// Host side of the wgmma kernel: the cache's TMA descriptor and the launch.
+#ifndef OPENMLA_KERNELS_SM90_DENSE_DECODE_WGMMA_LAUNCH_CUH_
+#define OPENMLA_KERNELS_SM90_DENSE_DECODE_WGMMA_LAUNCH_CUH_
+
+#include <cuda.h>
+#include <cudaTypedefs.h>
+
+#include <type_traits>
+
+#include "kernels/sm90/dense_decode/wgmma_kernel.cuh"
+
+namespace openmla::kernels::dense_decode_wgmma {
+
+// The driver entry point, looked up once (no libcuda link needed).
+inline PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
+  static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* p = nullptr;
+    cudaDriverEntryPointQueryResult q;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) !=
+            cudaSuccess ||
+        q != cudaDriverEntryPointSuccess)
+      p = nullptr;
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
+  }();
+  return fn;
+}
+
+// k_cache [num_blocks, 64, h_kv, 576] as a 4-D tensor (dim, token, head, block),
+// boxes of 64 dims x 64 tokens, 128-byte swizzle (what wgmma reads).
+template <typename T>
+cudaError_t make_cache_tmap(const DenseDecodeParams& p, int64_t num_blocks, CUtensorMap* map) {
+  auto fn = encode_fn();
+  if (fn == nullptr) return cudaErrorNotSupported;
+  const CUtensorMapDataType dt =
+      sizeof(T) == 2 && std::is_same<T, __half>::value ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  cuuint64_t dims[4] = {(cuuint64_t)kHeadDimQK, (cuuint64_t)kPageBlock, (cuuint64_t)p.h_kv,
+                        (cuuint64_t)num_blocks};
+  cuuint64_t strides[3] = {(cuuint64_t)p.k_stride_token * sizeof(T), (cuuint64_t)p.k_stride_head * sizeof(T),
+                           (cuuint64_t)p.k_stride_block * sizeof(T)};
+  cuuint32_t box[4] = {64, (cuuint32_t)kTileN, 1, 1};
+  cuuint32_t elem_strides[4] = {1, 1, 1, 1};
+  CUresult r = fn(map, dt, 4, const_cast<void*>(p.k_cache), dims, strides, box, elem_strides,
+                  CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                  CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+template <typename T>
+cudaError_t launch(const DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream) {
+  CUtensorMap map;
+  cudaError_t err = make_cache_tmap<T>(p, num_blocks, &map);
+  if (err != cudaSuccess) return err;
+  err = cudaFuncSetAttribute(dense_decode_wgmma_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             kSmemBytes);
+  if (err != cudaSuccess) return err;
+  dim3 grid(p.num_row_tiles * p.h_kv, p.num_parts);
+  // Each cache block is read by every row tile of its kv head: keep it in L2
+  // for the sibling CTAs unless nobody else reads it.
+  const int evict_first = p.num_row_tiles == 1;
+  dense_decode_wgmma_kernel<T><<<grid, kThreads, kSmemBytes, stream>>>(map, p, evict_first);
+  return cudaGetLastError();
+}
+
+}  // namespace openmla::kernels::dense_decode_wgmma
+
+#endif  // OPENMLA_KERNELS_SM90_DENSE_DECODE_WGMMA_LAUNCH_CUH_

@@ -1,0 +1,150 @@
+// Invariants of a split-KV plan (src/common/split_plan.h), shared by the
+// planner tests (compute_split_plan directly) and the host-plan API tests
+// (openmla_plan_host). Recomputes everything from the lengths alone.
+#ifndef OPENMLA_TESTS_CPU_PLAN_CHECKS_H_
+#define OPENMLA_TESTS_CPU_PLAN_CHECKS_H_
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <set>
+#include <vector>
+
+#include "common/split_plan.h"
+
+namespace openmla_test {
+
+inline int ref_blocks(int64_t len) { return len <= 0 ? 0 : (int)((len + 63) / 64); }
+
+struct PlanView {
+  const openmla::PlanHeader* hdr;
+  const openmla::PartMeta* parts;
+  const openmla::RequestMeta* reqs;
+};
+
+inline PlanView view_plan(const void* plan, int num_parts) {
+  PlanView v;
+  v.hdr = reinterpret_cast<const openmla::PlanHeader*>(plan);
+  v.parts = reinterpret_cast<const openmla::PartMeta*>(reinterpret_cast<const char*>(plan) +
+                                                      sizeof(openmla::PlanHeader));
+  v.reqs = reinterpret_cast<const openmla::RequestMeta*>(v.parts + num_parts);
+  return v;
+}
+
+// Bytes compute_split_plan writes: header, parts, requests.
+inline size_t plan_extent(int batch, int num_parts) {
+  return sizeof(openmla::PlanHeader) + sizeof(openmla::PartMeta) * (size_t)num_parts +
+         sizeof(openmla::RequestMeta) * (size_t)batch;
+}
+
+// Checks a successful plan. Uses ASSERT internally: call through
+// ASSERT_NO_FATAL_FAILURE.
+inline void check_valid_plan(const std::vector<int32_t>& lens, int num_parts, const void* plan) {
+  const int batch = (int)lens.size();
+  const PlanView v = view_plan(plan, num_parts);
+  ASSERT_EQ(v.hdr->error_code, openmla::kPlanOk);
+  ASSERT_EQ(v.hdr->error_request, -1);
+  ASSERT_EQ(v.hdr->num_parts, num_parts);
+  ASSERT_EQ(v.hdr->batch, batch);
+
+  std::vector<int> nb(batch);
+  std::vector<int64_t> start(batch + 1, 0);  // global index of each request's first block
+  for (int r = 0; r < batch; ++r) {
+    nb[r] = ref_blocks(lens[r]);
+    start[r + 1] = start[r] + nb[r];
+  }
+  const int64_t total = start[batch];
+  ASSERT_EQ(v.hdr->total_blocks, total);
+
+  std::vector<std::vector<int>> cover(batch);  // cover[r][blk] = times covered
+  for (int r = 0; r < batch; ++r) cover[r].assign(nb[r], 0);
+  std::vector<std::vector<int>> segs_of_req(batch);  // segment ids per request
+  std::vector<std::set<int>> parts_of_req(batch);
+  int expect_seg = 0;
+  int min_load = 1 << 30, max_load = -1;
+
+  for (int p = 0; p < num_parts; ++p) {
+    SCOPED_TRACE(::testing::Message() << "part " << p << " of " << num_parts);
+    const openmla::PartMeta& pm = v.parts[p];
+    ASSERT_EQ(pm.seg_begin, expect_seg) << "segments not numbered contiguously across parts";
+    // The documented split: part p takes global blocks [T p / P, T (p+1) / P).
+    const int64_t g0 = total * p / num_parts, g1 = total * (p + 1) / num_parts;
+    ASSERT_EQ(pm.num_blocks, g1 - g0);
+    int covered = 0;
+    if (pm.r_begin < 0) {
+      ASSERT_EQ(pm.num_segs, 0);
+      ASSERT_EQ(pm.num_blocks, 0);
+    } else {
+      ASSERT_LT(pm.r_begin, batch);
+      ASSERT_LE(pm.r_begin, pm.r_end);
+      ASSERT_LT(pm.r_end, batch);
+      ASSERT_GT(nb[pm.r_begin], 0) << "part starts in an empty request";
+      ASSERT_GT(nb[pm.r_end], 0) << "part ends in an empty request";
+      ASSERT_GE(pm.blk_begin, 0);
+      ASSERT_LT(pm.blk_begin, nb[pm.r_begin]);
+      ASSERT_GT(pm.blk_end, 0);
+      ASSERT_LE(pm.blk_end, nb[pm.r_end]);
+      ASSERT_EQ(start[pm.r_begin] + pm.blk_begin, g0);
+      ASSERT_EQ(start[pm.r_end] + pm.blk_end, g1);
+      int seg = pm.seg_begin;
+      for (int r = pm.r_begin; r <= pm.r_end; ++r) {
+        const int b0 = r == pm.r_begin ? pm.blk_begin : 0;
+        const int b1 = r == pm.r_end ? pm.blk_end : nb[r];
+        if (nb[r] == 0) continue;  // empty requests inside a part: no segment
+        ASSERT_LT(b0, b1) << "empty segment for request " << r;
+        for (int b = b0; b < b1; ++b) ++cover[r][b];
+        covered += b1 - b0;
+        segs_of_req[r].push_back(seg++);
+        parts_of_req[r].insert(p);
+      }
+      ASSERT_EQ(pm.num_segs, seg - pm.seg_begin) << "num_segs != nonempty requests in the part";
+    }
+    ASSERT_EQ(covered, pm.num_blocks) << "num_blocks != blocks actually covered";
+    min_load = std::min(min_load, covered);
+    max_load = std::max(max_load, covered);
+    expect_seg += pm.num_segs;
+  }
+  ASSERT_EQ(v.hdr->total_segments, expect_seg);
+  if (num_parts > 0) {
+    ASSERT_LE(max_load - min_load, 1) << "part loads differ by more than one block";
+  }
+
+  for (int r = 0; r < batch; ++r) {
+    SCOPED_TRACE(::testing::Message() << "request " << r << " len " << lens[r]);
+    for (int b = 0; b < nb[r]; ++b) ASSERT_EQ(cover[r][b], 1) << "block " << b << " covered wrongly";
+    const openmla::RequestMeta& rm = v.reqs[r];
+    ASSERT_EQ(rm.num_segs, (int)parts_of_req[r].size()) << "num_segs != parts touching the request";
+    ASSERT_EQ(rm.num_segs, (int)segs_of_req[r].size());
+    if (nb[r] == 0) {
+      ASSERT_EQ(rm.num_segs, 0);
+      continue;
+    }
+    ASSERT_GE(rm.num_segs, 1);
+    for (int k = 0; k < rm.num_segs; ++k)
+      ASSERT_EQ(segs_of_req[r][k], rm.seg_begin + k) << "request segments not contiguous";
+  }
+}
+
+// A plan that recorded a bad length: nothing scheduled.
+inline void check_error_plan(const std::vector<int32_t>& lens, int num_parts, const void* plan,
+                             int want_code, int want_request) {
+  const PlanView v = view_plan(plan, num_parts);
+  ASSERT_EQ(v.hdr->error_code, want_code);
+  ASSERT_EQ(v.hdr->error_request, want_request);
+  ASSERT_EQ(v.hdr->error_value, lens[want_request]);
+  ASSERT_EQ(v.hdr->num_parts, num_parts);
+  ASSERT_EQ(v.hdr->batch, (int)lens.size());
+  ASSERT_EQ(v.hdr->total_blocks, 0);
+  ASSERT_EQ(v.hdr->total_segments, 0);
+  for (int p = 0; p < num_parts; ++p) {
+    ASSERT_EQ(v.parts[p].r_begin, -1);
+    ASSERT_EQ(v.parts[p].num_segs, 0);
+    ASSERT_EQ(v.parts[p].num_blocks, 0);
+  }
+  for (size_t r = 0; r < lens.size(); ++r) ASSERT_EQ(v.reqs[r].num_segs, 0);
+}
+
+}  // namespace openmla_test
+
+#endif  // OPENMLA_TESTS_CPU_PLAN_CHECKS_H_

@@ -1,0 +1,287 @@
+// The split-KV planner (src/common/split_plan.h) on many random and extreme
+// batches: every (request, block) covered exactly once, part loads within one
+// block, segments numbered contiguously per part and per request, RequestMeta
+// consistent, segment count within the workspace layout, bad lengths recorded.
+#include <gtest/gtest.h>
+
+#include <climits>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "common/split_plan.h"
+#include "plan_checks.h"
+
+namespace {
+
+using namespace openmla_test;
+
+constexpr uint8_t kCanary = 0xAB;
+
+// Runs the planner into a canary-filled buffer and checks nothing past the
+// plan's extent was written.
+std::vector<uint64_t> plan(const std::vector<int32_t>& lens, int mb, int num_parts) {
+  const size_t extent = plan_extent((int)lens.size(), num_parts);
+  std::vector<uint64_t> buf((extent + 512) / 8);
+  std::memset(buf.data(), kCanary, buf.size() * 8);
+  openmla::compute_split_plan(lens.data(), (int)lens.size(), mb, num_parts, buf.data());
+  const uint8_t* bytes = reinterpret_cast<const uint8_t*>(buf.data());
+  for (size_t i = extent; i < buf.size() * 8; ++i) {
+    if (bytes[i] != kCanary) {
+      ADD_FAILURE() << "planner wrote past its extent at byte " << i << " (extent " << extent << ")";
+      break;
+    }
+  }
+  return buf;
+}
+
+void plan_and_check(const std::vector<int32_t>& lens, int mb, int num_parts) {
+  SCOPED_TRACE(::testing::Message() << "batch " << lens.size() << " max_blocks " << mb
+                                    << " parts " << num_parts);
+  const auto buf = plan(lens, mb, num_parts);
+  ASSERT_NO_FATAL_FAILURE(check_valid_plan(lens, num_parts, buf.data()));
+  // Segments: at most one per nonempty request plus one per part boundary.
+  int nonempty = 0;
+  for (int32_t l : lens) nonempty += l > 0;
+  const auto v = view_plan(buf.data(), num_parts);
+  ASSERT_LE(v.hdr->total_segments, nonempty + num_parts - 1 + (nonempty == 0));
+  ASSERT_LE(v.hdr->total_segments, (int)lens.size() + num_parts);
+  // Deterministic: same bytes again.
+  const auto again = plan(lens, mb, num_parts);
+  ASSERT_EQ(0, std::memcmp(buf.data(), again.data(), plan_extent((int)lens.size(), num_parts)));
+}
+
+std::vector<int32_t> random_lens(std::mt19937& rng, int batch, int mb, int kind) {
+  std::vector<int32_t> lens(batch);
+  const int cap = 64 * mb;
+  for (auto& l : lens) {
+    switch (kind) {
+      case 0: l = (int32_t)(rng() % (cap + 1)); break;                        // uniform
+      case 1: l = rng() % 2 ? 0 : (int32_t)(rng() % (cap + 1)); break;        // half empty
+      case 2: l = 64 * (int32_t)(rng() % (mb + 1)); break;                    // on block edges
+      case 3: l = rng() % 8 ? (int32_t)(rng() % 3) : cap; break;              // tiny + a few full
+      default: l = cap - (int32_t)(rng() % 2); break;                         // near the cap
+    }
+  }
+  return lens;
+}
+
+TEST(SplitPlan, RandomBatches) {
+  std::mt19937 rng(2024);
+  const int part_counts[] = {1, 2, 3, 5, 7, 16, 66, 132, 133, 264, 1000};
+  for (int it = 0; it < 400; ++it) {
+    const int batch = 1 + (int)(rng() % (it % 4 == 0 ? 300 : 40));
+    const int mb = 1 + (int)(rng() % 64);
+    const int kind = (int)(rng() % 5);
+    const int P = part_counts[rng() % (sizeof(part_counts) / sizeof(int))];
+    const auto lens = random_lens(rng, batch, mb, kind);
+    SCOPED_TRACE(::testing::Message() << "iteration " << it << " kind " << kind);
+    ASSERT_NO_FATAL_FAILURE(plan_and_check(lens, mb, P));
+  }
+}
+
+TEST(SplitPlan, AllZeroLengths) {
+  for (int batch : {1, 5, 300})
+    for (int P : {1, 4, 132}) {
+      const std::vector<int32_t> lens(batch, 0);
+      ASSERT_NO_FATAL_FAILURE(plan_and_check(lens, 3, P));
+      const auto buf = plan(lens, 3, P);
+      const auto v = view_plan(buf.data(), P);
+      EXPECT_EQ(v.hdr->total_blocks, 0);
+      EXPECT_EQ(v.hdr->total_segments, 0);
+      for (int p = 0; p < P; ++p) EXPECT_EQ(v.parts[p].r_begin, -1);
+    }
+}
+
+// b = 1, s_k = 32768: the request spreads over every part, 3 or 4 blocks each.
+TEST(SplitPlan, OneHugeRequestSpreadsOverAllParts) {
+  const std::vector<int32_t> lens{32768};
+  for (int P : {132, 78, 512, 600}) {
+    ASSERT_NO_FATAL_FAILURE(plan_and_check(lens, 512, P));
+    const auto buf = plan(lens, 512, P);
+    const auto v = view_plan(buf.data(), P);
+    const int lo = 512 / P, hi = (512 + P - 1) / P;
+    for (int p = 0; p < P; ++p) {
+      EXPECT_GE(v.parts[p].num_blocks, lo);
+      EXPECT_LE(v.parts[p].num_blocks, hi);
+      if (P <= 512) {
+        EXPECT_EQ(v.parts[p].r_begin, 0) << "part " << p << " idle";
+      }
+    }
+    EXPECT_EQ(v.reqs[0].num_segs, std::min(P, 512));
+    EXPECT_EQ(v.reqs[0].seg_begin, 0);
+  }
+}
+
+TEST(SplitPlan, BatchLargerThanParts) {
+  std::mt19937 rng(5);
+  for (int P : {1, 2, 7}) {
+    const auto lens = random_lens(rng, 300, 8, 0);
+    ASSERT_NO_FATAL_FAILURE(plan_and_check(lens, 8, P));
+  }
+  // One part: every nonempty request is exactly one segment, in order.
+  const std::vector<int32_t> lens{5, 0, 64, 65, 0, 1};
+  const auto buf = plan(lens, 2, 1);
+  const auto v = view_plan(buf.data(), 1);
+  EXPECT_EQ(v.hdr->total_segments, 4);
+  EXPECT_EQ(v.parts[0].r_begin, 0);
+  EXPECT_EQ(v.parts[0].r_end, 5);
+  EXPECT_EQ(v.parts[0].blk_end, 1);
+  const int want_seg[] = {0, -1, 1, 2, -1, 3};
+  for (int r = 0; r < 6; ++r) {
+    EXPECT_EQ(v.reqs[r].num_segs, want_seg[r] < 0 ? 0 : 1) << r;
+    if (want_seg[r] >= 0) {
+      EXPECT_EQ(v.reqs[r].seg_begin, want_seg[r]) << r;
+    }
+  }
+}
+
+TEST(SplitPlan, PartsLargerThanTotalBlocks) {
+  for (const auto& lens : {std::vector<int32_t>{1, 0, 65}, std::vector<int32_t>{1},
+                           std::vector<int32_t>{0, 0, 64, 0}}) {
+    for (int P : {4, 132, 1000}) {
+      ASSERT_NO_FATAL_FAILURE(plan_and_check(lens, 2, P));
+      const auto buf = plan(lens, 2, P);
+      const auto v = view_plan(buf.data(), P);
+      int busy = 0;
+      for (int p = 0; p < P; ++p) busy += v.parts[p].num_blocks > 0;
+      EXPECT_EQ(busy, v.hdr->total_blocks) << "every block gets its own part";
+    }
+  }
+}
+
+// Part boundaries falling exactly on request boundaries, with empty requests
+// around them.
+TEST(SplitPlan, BoundariesAtRequestEdges) {
+  const std::vector<int32_t> lens{64, 0, 0, 128, 0, 64, 0};
+  for (int P : {1, 2, 3, 4, 5})
+    ASSERT_NO_FATAL_FAILURE(plan_and_check(lens, 2, P));
+  const auto buf = plan(lens, 2, 4);  // 4 blocks over 4 parts
+  const auto v = view_plan(buf.data(), 4);
+  EXPECT_EQ(v.parts[0].r_begin, 0);
+  EXPECT_EQ(v.parts[0].r_end, 0);
+  EXPECT_EQ(v.parts[1].r_begin, 3);
+  EXPECT_EQ(v.parts[1].blk_begin, 0);
+  EXPECT_EQ(v.parts[2].r_begin, 3);
+  EXPECT_EQ(v.parts[2].blk_begin, 1);
+  EXPECT_EQ(v.parts[3].r_begin, 5);
+  EXPECT_EQ(v.reqs[3].num_segs, 2);
+}
+
+TEST(SplitPlan, LengthAtTheTableCapIsValid) {
+  const std::vector<int32_t> lens{192, 191, 0, 129};
+  for (int P : {1, 3, 132}) ASSERT_NO_FATAL_FAILURE(plan_and_check(lens, 3, P));
+}
+
+TEST(SplitPlan, NegativeLengthRecorded) {
+  const std::vector<int32_t> lens{10, -1, 20, -7};
+  for (int P : {1, 8}) {
+    const auto buf = plan(lens, 2, P);
+    ASSERT_NO_FATAL_FAILURE(check_error_plan(lens, P, buf.data(), openmla::kPlanNegativeLength, 1));
+  }
+  const std::vector<int32_t> minval{0, INT32_MIN};
+  const auto buf = plan(minval, 2, 4);
+  ASSERT_NO_FATAL_FAILURE(check_error_plan(minval, 4, buf.data(), openmla::kPlanNegativeLength, 1));
+}
+
+TEST(SplitPlan, LengthBeyondTableRecorded) {
+  const std::vector<int32_t> lens{64, 129, 5};  // 2 blocks per row: cap 128
+  for (int P : {1, 8}) {
+    const auto buf = plan(lens, 2, P);
+    ASSERT_NO_FATAL_FAILURE(
+        check_error_plan(lens, P, buf.data(), openmla::kPlanLengthBeyondTable, 1));
+  }
+  // The first bad request wins, whichever kind it is.
+  const std::vector<int32_t> both{0, 200, -3};
+  auto buf = plan(both, 2, 4);
+  ASSERT_NO_FATAL_FAILURE(check_error_plan(both, 4, buf.data(), openmla::kPlanLengthBeyondTable, 1));
+  const std::vector<int32_t> both2{0, -3, 200};
+  buf = plan(both2, 2, 4);
+  ASSERT_NO_FATAL_FAILURE(check_error_plan(both2, 4, buf.data(), openmla::kPlanNegativeLength, 1));
+}
+
+TEST(SplitPlan, HugeLengthRecorded) {
+  const std::vector<int32_t> lens{100, INT32_MAX};
+  const auto buf = plan(lens, 4, 3);
+  ASSERT_NO_FATAL_FAILURE(check_error_plan(lens, 3, buf.data(), openmla::kPlanLengthBeyondTable, 1));
+  // A table so wide that 64 * max_blocks_per_seq overflows int32: the cap
+  // check must not wrap.
+  const std::vector<int32_t> ok{INT32_MAX - 63};
+  const int mb = 1 << 25;  // 64 * mb == 2^31
+  const auto buf2 = plan(ok, mb, 2);
+  const auto v = view_plan(buf2.data(), 2);
+  EXPECT_EQ(v.hdr->error_code, openmla::kPlanOk);
+  EXPECT_EQ(v.hdr->total_blocks, (INT32_MAX - 63) / 64 + 1);
+}
+
+// ----------------------------------------------------- workspace layout -----
+
+struct Shape {
+  int batch, s_q, h_q, h_kv, num_sms;
+};
+
+TEST(WorkspaceLayout, PartsFillTheMachine) {
+  for (int num_sms : {1, 8, 78, 114, 132})
+    for (int s_q : {1, 2, 4, 16})
+      for (int h_q : {1, 3, 16, 64, 128})
+        for (int h_kv : {1, 2, 3, 8}) {
+          if (h_q % h_kv) continue;
+          const int parts = openmla::num_plan_parts(num_sms, s_q, h_q, h_kv);
+          const int rows = s_q * (h_q / h_kv);
+          const int ctas_per_part = (rows + 63) / 64 * h_kv;
+          SCOPED_TRACE(::testing::Message() << "sms " << num_sms << " s_q " << s_q << " h_q "
+                                            << h_q << " h_kv " << h_kv);
+          ASSERT_GE(parts, 1);
+          if (ctas_per_part <= num_sms) {
+            ASSERT_LE(parts * ctas_per_part, num_sms) << "oversubscribed";
+            ASSERT_GT((parts + 1) * ctas_per_part, num_sms) << "SMs left idle";
+          } else {
+            ASSERT_EQ(parts, 1);
+          }
+        }
+}
+
+TEST(WorkspaceLayout, RegionsAlignedAndLargeEnough) {
+  for (const Shape& s : {Shape{1, 1, 1, 1, 132}, Shape{128, 1, 128, 1, 132},
+                         Shape{128, 2, 16, 1, 132}, Shape{7, 4, 9, 3, 78},
+                         Shape{300, 16, 128, 8, 1}, Shape{1, 1, 16, 1, 1}}) {
+    SCOPED_TRACE(::testing::Message() << "b " << s.batch << " s_q " << s.s_q << " h_q " << s.h_q
+                                      << " h_kv " << s.h_kv << " sms " << s.num_sms);
+    const auto w = openmla::workspace_layout(s.batch, s.s_q, s.h_q, s.h_kv, s.num_sms);
+    EXPECT_EQ(w.num_parts, openmla::num_plan_parts(s.num_sms, s.s_q, s.h_q, s.h_kv));
+    EXPECT_GE(w.max_segments, s.batch + w.num_parts - 1);
+    EXPECT_EQ(w.part_offset, sizeof(openmla::PlanHeader));
+    EXPECT_EQ(w.request_offset, w.part_offset + sizeof(openmla::PartMeta) * w.num_parts);
+    EXPECT_GE(w.plan_bytes, plan_extent(s.batch, w.num_parts));
+    for (size_t off : {w.plan_bytes, w.o_accum_offset, w.lse_accum_offset, w.total_bytes})
+      EXPECT_EQ(off % 256, 0u) << off;
+    const size_t rows = (size_t)s.s_q * s.h_q;
+    EXPECT_GE(w.o_accum_offset, w.plan_bytes);
+    EXPECT_GE(w.lse_accum_offset - w.o_accum_offset, (size_t)w.max_segments * rows * 512 * 4);
+    EXPECT_GE(w.total_bytes - w.lse_accum_offset, (size_t)w.max_segments * rows * 4);
+  }
+}
+
+// The plan built with the layout's part count never needs more segments than
+// the layout reserves, on random batches.
+TEST(WorkspaceLayout, SegmentsFitTheAccumulators) {
+  std::mt19937 rng(99);
+  for (const Shape& s0 : {Shape{0, 1, 16, 1, 132}, Shape{0, 2, 128, 1, 132},
+                          Shape{0, 4, 9, 3, 78}, Shape{0, 1, 64, 8, 132}, Shape{0, 1, 1, 1, 1}}) {
+    for (int it = 0; it < 30; ++it) {
+      Shape s = s0;
+      s.batch = 1 + (int)(rng() % 200);
+      const int mb = 1 + (int)(rng() % 40);
+      const auto lens = random_lens(rng, s.batch, mb, it % 5);
+      const auto w = openmla::workspace_layout(s.batch, s.s_q, s.h_q, s.h_kv, s.num_sms);
+      SCOPED_TRACE(::testing::Message() << "b " << s.batch << " h_q " << s.h_q << " parts "
+                                        << w.num_parts);
+      ASSERT_NO_FATAL_FAILURE(plan_and_check(lens, mb, w.num_parts));
+      const auto buf = plan(lens, mb, w.num_parts);
+      ASSERT_LE(view_plan(buf.data(), w.num_parts).hdr->total_segments, w.max_segments);
+    }
+  }
+}
+
+}  // namespace
