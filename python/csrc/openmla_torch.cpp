@@ -119,15 +119,21 @@ void check_seqlens(const at::Tensor& cache_seqlens) {
   check_last_dim_contiguous(cache_seqlens, "cache_seqlens");
 }
 
+// The SM count is resolved here (not left as 0 for the library to read) so
+// that the plan, its size and the decode all see the same number.
+int num_sms_of(c10::DeviceIndex device) {
+  return at::cuda::getDeviceProperties(device)->multiProcessorCount;
+}
+
 openmla_decode_shape make_shape(int64_t b, int64_t s_q, int64_t h_q, int64_t h_kv,
-                                int64_t max_blocks) {
+                                int64_t max_blocks, c10::DeviceIndex device) {
   openmla_decode_shape s{};
   s.batch = to_int(b, "batch");
   s.s_q = to_int(s_q, "s_q");
   s.h_q = to_int(h_q, "h_q");
   s.h_kv = to_int(h_kv, "h_kv");
   s.max_blocks_per_seq = to_int(max_blocks, "max_blocks_per_seq");
-  s.num_sms = 0;  // the current device's, in the plan and the decode alike
+  s.num_sms = num_sms_of(device);
   return s;
 }
 
@@ -153,9 +159,8 @@ at::Tensor num_splits_of(const at::Tensor& ws_words, const openmla_decode_shape&
                          const Sizes& sz) {
   const int64_t b = shape.batch;
   at::Tensor ns = at::zeros({b + 1}, ws_words.options());
-  int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   openmla::WorkspaceLayout lay =
-      openmla::workspace_layout(shape.batch, shape.s_q, shape.h_q, shape.h_kv, sms);
+      openmla::workspace_layout(shape.batch, shape.s_q, shape.h_q, shape.h_kv, shape.num_sms);
   if (lay.plan_bytes == sz.plan_bytes && lay.total_bytes == sz.workspace_bytes &&
       lay.request_offset % 4 == 0) {
     at::Tensor segs = ws_words.narrow(0, static_cast<int64_t>(lay.request_offset / 4), 2 * b)
@@ -177,7 +182,8 @@ std::tuple<at::Tensor, at::Tensor> plan(const at::Tensor& cache_seqlens, int64_t
   check_seqlens(cache_seqlens);
   c10::cuda::CUDAGuard guard(cache_seqlens.device());
   const openmla_decode_shape shape =
-      make_shape(cache_seqlens.size(0), s_q, h_q, h_kv, max_blocks_per_seq);
+      make_shape(cache_seqlens.size(0), s_q, h_q, h_kv, max_blocks_per_seq,
+                 cache_seqlens.device().index());
   const Sizes sz = sizes_of(shape);
   const size_t total = sz.workspace_bytes + kOwnTail;
 
@@ -230,7 +236,8 @@ std::tuple<at::Tensor, at::Tensor> dense_decode(const at::Tensor& q, const at::T
 
   c10::cuda::CUDAGuard guard(dev);
   const int64_t b = q.size(0), s_q = q.size(1), h_q = q.size(2);
-  const openmla_decode_shape shape = make_shape(b, s_q, h_q, k_cache.size(2), block_table.size(1));
+  const openmla_decode_shape shape =
+      make_shape(b, s_q, h_q, k_cache.size(2), block_table.size(1), dev.index());
   const Sizes sz = sizes_of(shape);
   const size_t meta_bytes = static_cast<size_t>(tile_scheduler_metadata.numel()) * 4;
   TORCH_CHECK_VALUE(meta_bytes == sz.plan_bytes, "openmla: tile_scheduler_metadata holds ",
@@ -267,7 +274,7 @@ std::tuple<at::Tensor, at::Tensor> dense_decode(const at::Tensor& q, const at::T
   args.lse = view_of(lse, "lse");
   args.softmax_scale = static_cast<float>(softmax_scale);
   args.causal = causal ? 1 : 0;
-  args.num_sms = 0;
+  args.num_sms = shape.num_sms;
   check(openmla_dense_decode(&args, ws, ws_bytes, stream));
   return {out, lse};
 }
@@ -278,8 +285,9 @@ namespace {
 // implementation of `plan`.
 std::tuple<int64_t, int64_t> workspace_sizes(int64_t b, int64_t s_q, int64_t h_q, int64_t h_kv,
                                              int64_t max_blocks_per_seq, int64_t device_index) {
-  c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device_index));
-  const Sizes sz = sizes_of(make_shape(b, s_q, h_q, h_kv, max_blocks_per_seq));
+  const auto dev = static_cast<c10::DeviceIndex>(device_index);
+  c10::cuda::CUDAGuard guard(dev);
+  const Sizes sz = sizes_of(make_shape(b, s_q, h_q, h_kv, max_blocks_per_seq, dev));
   return {static_cast<int64_t>(sz.plan_bytes),
           static_cast<int64_t>(sz.workspace_bytes + kOwnTail)};
 }

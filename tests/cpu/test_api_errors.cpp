@@ -208,6 +208,14 @@ INSTANTIATE_TEST_SUITE_P(
                     a.out.stride[2] = 520;
                     a.out.stride[1] = 16 * 520;
                     a.out.stride[0] = 2 * 16 * 520 + 8;
+                  }},
+        // int32 / fp32 tensors: only the last dim must be contiguous.
+        ValidCase{"padded_block_table_rows", Dims(), OPENMLA_DTYPE_BF16,
+                  [](openmla_dense_decode_args& a) { a.block_table.stride[0] = 5; }},
+        ValidCase{"strided_lse", Dims(), OPENMLA_DTYPE_BF16,
+                  [](openmla_dense_decode_args& a) {
+                    a.lse.stride[1] = 3;
+                    a.lse.stride[0] = 16 * 3 + 1;
                   }}),
     [](const ::testing::TestParamInfo<ValidCase>& i) { return std::string(i.param.name); });
 

@@ -212,7 +212,7 @@ TEST(SplitPlan, HugeLengthRecorded) {
   const auto buf2 = plan(ok, mb, 2);
   const auto v = view_plan(buf2.data(), 2);
   EXPECT_EQ(v.hdr->error_code, openmla::kPlanOk);
-  EXPECT_EQ(v.hdr->total_blocks, (INT32_MAX - 63) / 64 + 1);
+  EXPECT_EQ(v.hdr->total_blocks, 33554431);  // ceil((2^31 - 64) / 64)
 }
 
 // ----------------------------------------------------- workspace layout -----

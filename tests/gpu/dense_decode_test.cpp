@@ -79,7 +79,7 @@ std::vector<DecodeCase> sweep_cases() {
       for (int s_q : kSq)
         for (int causal = 0; causal < 2; ++causal) {
           ++id;
-          cases.push_back(make_case(dt, h_q, 1, s_q, 140, causal, 3 + (int)(id % 3), id));
+          cases.push_back(make_case(dt, h_q, 1, s_q, 140, causal, 3 + (int)((id / 3) % 3), id));
         }
     // B. h_kv = 1, s_k ~ 20 (inside one block): every h_q x s_q (21 cases).
     for (int h_q : kHq)

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cmath>
 #include <cstdlib>
 #include <random>
 #include <sstream>
@@ -33,6 +34,89 @@ std::string CaseSpec::name() const {
 }
 
 namespace {
+
+// CPython's `random` module, bit for bit: MT19937 seeded through
+// init_by_array (what random.seed(n) does for an int n < 2^32), random()
+// built from two 32-bit outputs, normalvariate() by Kinderman-Monahan. With
+// it the varlen lengths are exactly those FlashMLA's test drew (seed 0), so
+// the figures compare with ANCHORS.md case by case (b = 1 included).
+class PyRandom {
+ public:
+  explicit PyRandom(uint32_t seed) {
+    const uint32_t key[1] = {seed};
+    init_by_array(key, 1);
+  }
+
+  double random() {
+    const uint32_t a = next() >> 5, b = next() >> 6;
+    return (a * 67108864.0 + b) * (1.0 / 9007199254740992.0);
+  }
+
+  double normalvariate(double mu, double sigma) {
+    const double magic = 4 * std::exp(-0.5) / std::sqrt(2.0);
+    for (;;) {
+      const double u1 = random();
+      const double u2 = 1.0 - random();
+      const double z = magic * (u1 - 0.5) / u2;
+      const double zz = z * z / 4.0;
+      if (zz <= -std::log(u2)) return mu + z * sigma;
+    }
+  }
+
+ private:
+  static constexpr int kN = 624, kM = 397;
+  uint32_t mt_[kN];
+  int mti_ = kN + 1;
+
+  void init_genrand(uint32_t s) {
+    mt_[0] = s;
+    for (mti_ = 1; mti_ < kN; ++mti_)
+      mt_[mti_] = 1812433253u * (mt_[mti_ - 1] ^ (mt_[mti_ - 1] >> 30)) + (uint32_t)mti_;
+  }
+
+  void init_by_array(const uint32_t* key, int len) {
+    init_genrand(19650218u);
+    int i = 1, j = 0;
+    for (int k = kN > len ? kN : len; k; --k) {
+      mt_[i] = (mt_[i] ^ ((mt_[i - 1] ^ (mt_[i - 1] >> 30)) * 1664525u)) + key[j] + (uint32_t)j;
+      ++i;
+      ++j;
+      if (i >= kN) { mt_[0] = mt_[kN - 1]; i = 1; }
+      if (j >= len) j = 0;
+    }
+    for (int k = kN - 1; k; --k) {
+      mt_[i] = (mt_[i] ^ ((mt_[i - 1] ^ (mt_[i - 1] >> 30)) * 1566083941u)) - (uint32_t)i;
+      ++i;
+      if (i >= kN) { mt_[0] = mt_[kN - 1]; i = 1; }
+    }
+    mt_[0] = 0x80000000u;
+  }
+
+  uint32_t next() {
+    static const uint32_t mag01[2] = {0u, 0x9908b0dfu};
+    if (mti_ >= kN) {
+      int kk = 0;
+      uint32_t y;
+      for (; kk < kN - kM; ++kk) {
+        y = (mt_[kk] & 0x80000000u) | (mt_[kk + 1] & 0x7fffffffu);
+        mt_[kk] = mt_[kk + kM] ^ (y >> 1) ^ mag01[y & 1u];
+      }
+      for (; kk < kN - 1; ++kk) {
+        y = (mt_[kk] & 0x80000000u) | (mt_[kk + 1] & 0x7fffffffu);
+        mt_[kk] = mt_[kk + (kM - kN)] ^ (y >> 1) ^ mag01[y & 1u];
+      }
+      y = (mt_[kN - 1] & 0x80000000u) | (mt_[0] & 0x7fffffffu);
+      mt_[kN - 1] = mt_[kM - 1] ^ (y >> 1) ^ mag01[y & 1u];
+      mti_ = 0;
+    }
+    uint32_t y = mt_[mti_++];
+    y ^= (y >> 11);
+    y ^= (y << 7) & 0x9d2c5680u;
+    y ^= (y << 15) & 0xefc60000u;
+    y ^= (y >> 18);
+    return y;
+  }
+};
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> parts;
@@ -140,19 +224,19 @@ std::vector<CaseSpec> default_cases() {
 
 CaseData make_case_data(const CaseSpec& spec, uint32_t seed) {
   CaseData d;
-  std::mt19937 gen(seed);
   d.seqlens.resize(spec.b);
   if (spec.fixed) {
     std::fill(d.seqlens.begin(), d.seqlens.end(), spec.s_k);
   } else {
-    // FlashMLA: max(random.normalvariate(s_k, s_k / 2), s_q), stored as int32
-    // (truncated toward zero).
-    std::normal_distribution<double> normal((double)spec.s_k, spec.s_k / 2.0);
+    // FlashMLA: random.seed(0); max(random.normalvariate(s_k, s_k / 2), s_q)
+    // per request, stored as int32 (truncated toward zero).
+    PyRandom py(seed);
     for (int r = 0; r < spec.b; ++r) {
-      const double x = normal(gen);
+      const double x = py.normalvariate((double)spec.s_k, spec.s_k / 2.0);
       d.seqlens[r] = x < spec.s_q ? spec.s_q : (int32_t)x;
     }
   }
+  std::mt19937 gen(seed);  // for the block table (torch.randperm in FlashMLA)
   int max_len = 0;
   for (int32_t len : d.seqlens) {
     max_len = std::max(max_len, (int)len);

@@ -49,8 +49,10 @@ struct CaseData {
   long long total_tokens = 0;         // sum of the lengths
   double mean_sk = 0;                 // s̄_k
 };
-// Lengths: max(Normal(s_k, s_k/2), s_q) per request, std::mt19937 seeded
-// with `seed` (FlashMLA: Python's random, seed 0 — same recipe, other bits).
+// Lengths: max(random.normalvariate(s_k, s_k/2), s_q) per request with
+// CPython's generator reproduced bit for bit, seeded with `seed` (FlashMLA's
+// test: random.seed(0)), so they are FlashMLA's exact lengths. The block
+// table's permutation uses std::mt19937(seed) (FlashMLA: torch.randperm).
 CaseData make_case_data(const CaseSpec& spec, uint32_t seed = 0);
 
 // FlashMLA's formulas (DESIGN.md section 5).

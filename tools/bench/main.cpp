@@ -370,10 +370,14 @@ void run_case(const CaseSpec& spec, const Options& opt, const Ceilings& ceilings
       out[c].allocate(out_bytes, "out" + tag);
       lse[c].allocate(lse_bytes, "lse" + tag);
     }
-    BENCH_CUDA(cudaMemcpy(d_table.get(), data.block_table.data(), table_bytes, cudaMemcpyHostToDevice));
-    BENCH_CUDA(cudaMemcpy(d_seqlens.get(), data.seqlens.data(), (size_t)b * 4, cudaMemcpyHostToDevice));
-    BENCH_CUDA(cudaMemcpy(d_valid.get(), data.valid_tokens.data(), (size_t)data.num_blocks * 4,
-                          cudaMemcpyHostToDevice));
+    // Every transfer goes through `stream` (non-blocking: it does not order
+    // with the legacy default stream that plain cudaMemcpy uses).
+    BENCH_CUDA(cudaMemcpyAsync(d_table.get(), data.block_table.data(), table_bytes,
+                               cudaMemcpyHostToDevice, stream));
+    BENCH_CUDA(cudaMemcpyAsync(d_seqlens.get(), data.seqlens.data(), (size_t)b * 4,
+                               cudaMemcpyHostToDevice, stream));
+    BENCH_CUDA(cudaMemcpyAsync(d_valid.get(), data.valid_tokens.data(), (size_t)data.num_blocks * 4,
+                               cudaMemcpyHostToDevice, stream));
     for (int c = 0; c < copies; ++c) {
       BENCH_CUDA(fill_random_16bit(cache[c].get(), spec.fp16, cache_elems, kCacheSeed + 4ull * c,
                                    kValueStd, kValueClamp, d_valid.get<int32_t>(), token_elems, stream));
@@ -414,9 +418,9 @@ void run_case(const CaseSpec& spec, const Options& opt, const Ceilings& ceilings
       check_in.q.resize(q_elems);
       check_in.out.resize(out_elems);
       check_in.lse.resize(lse_elems);
-      BENCH_CUDA(cudaMemcpy(check_in.q.data(), q[0].get(), q_bytes, cudaMemcpyDeviceToHost));
-      BENCH_CUDA(cudaMemcpy(check_in.out.data(), out[0].get(), out_bytes, cudaMemcpyDeviceToHost));
-      BENCH_CUDA(cudaMemcpy(check_in.lse.data(), lse[0].get(), lse_bytes, cudaMemcpyDeviceToHost));
+      BENCH_CUDA(cudaMemcpyAsync(check_in.q.data(), q[0].get(), q_bytes, cudaMemcpyDeviceToHost, stream));
+      BENCH_CUDA(cudaMemcpyAsync(check_in.out.data(), out[0].get(), out_bytes, cudaMemcpyDeviceToHost, stream));
+      BENCH_CUDA(cudaMemcpyAsync(check_in.lse.data(), lse[0].get(), lse_bytes, cudaMemcpyDeviceToHost, stream));
       size_t nblk = 0;
       for (int r : check_in.requests) nblk += blocks_for(data.seqlens[r]);
       const size_t block_elems = (size_t)kPage * token_elems;
@@ -425,12 +429,13 @@ void run_case(const CaseSpec& spec, const Options& opt, const Ceilings& ceilings
       for (int r : check_in.requests) {
         for (int i = 0; i < blocks_for(data.seqlens[r]); ++i) {
           const int phys = data.block_table[(size_t)r * data.max_blocks_per_seq + i];
-          BENCH_CUDA(cudaMemcpy(check_in.blocks.data() + at,
-                                cache[0].get<uint16_t>() + (size_t)phys * block_elems,
-                                block_elems * 2, cudaMemcpyDeviceToHost));
+          BENCH_CUDA(cudaMemcpyAsync(check_in.blocks.data() + at,
+                                     cache[0].get<uint16_t>() + (size_t)phys * block_elems,
+                                     block_elems * 2, cudaMemcpyDeviceToHost, stream));
           at += block_elems;
         }
       }
+      BENCH_CUDA(cudaStreamSynchronize(stream));
     }
 
     // ---- capture: graph g's step i uses copy 16g+i (or i mod copies) -------

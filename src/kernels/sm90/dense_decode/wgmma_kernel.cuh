@@ -23,6 +23,10 @@
 #include "kernels/common/ptx.cuh"
 #include "kernels/common/wgmma.cuh"
 
+#ifndef OPENMLA_L2_PREFETCH
+#define OPENMLA_L2_PREFETCH 2
+#endif
+
 namespace openmla::kernels::dense_decode_wgmma {
 
 constexpr int kThreads = 256;
@@ -32,6 +36,7 @@ constexpr int kChunks = kHeadDimQK / 64;  // 9 column chunks of 64 (128 bytes)
 constexpr int kChunkBytes = 64 * 128;     // 8 KB: 64 rows x 128 bytes
 constexpr int kTileBytes = kChunks * kChunkBytes;  // 73728
 constexpr int kStages = 2;
+constexpr int kPrefetch = OPENMLA_L2_PREFETCH;  // blocks pulled into L2 beyond the smem stages
 
 constexpr int kOffQ = 0;
 constexpr int kOffK = kOffQ + kTileBytes;
@@ -87,6 +92,13 @@ __device__ __forceinline__ void issue_block_load(const DenseDecodeParams& p, con
 #pragma unroll
   for (int c = 0; c < kChunks; ++c)
     ptx::tma_load_4d(stage + c * kChunkBytes, tmap, full, c * 64, 0, kv_head, phys, policy);
+}
+
+__device__ __forceinline__ void prefetch_block_l2(const DenseDecodeParams& p, const CUtensorMap* tmap,
+                                                  int r, int blk, int kv_head) {
+  const int phys = p.block_table[(int64_t)r * p.block_table_stride + blk];
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) ptx::tma_prefetch_l2_4d(tmap, c * 64, 0, kv_head, phys);
 }
 
 template <typename T>
@@ -154,7 +166,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (hdr->error_code != kPlanOk || n_items == 0) return;
 
   const int tid = threadIdx.x;
-  const int wg = tid / 128, wtid = tid % 128;
+  // Warp-uniform by construction (shfl), so ptxas sees the role branches as
+  // warpgroup-convergent and does not serialise the wgmma.
+  const int wg = __shfl_sync(0xffffffff, tid / 128, 0), wtid = tid % 128;
   const int warp = wtid / 32, lane = tid % 32;
 
   if (tid == 0) {
@@ -184,11 +198,17 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (wg == 1) {
     // ---------------- WG1: loads, and the second half of PV ----------------
     Cursor ld = cur;  // producer's cursor, two items ahead
+    Cursor pf = cur;  // L2 prefetch cursor, kPrefetch items ahead of the loads
+    int pf_item = 0;
     if (wtid == 0) {
       issue_block_load(p, &tmap, sK, &full[0], ld.r, ld.blk, kv_head, policy);
       if (n_items > 1) {
         cursor_next(ld, pm, p.seqlens);
         issue_block_load(p, &tmap, sK + kTileBytes, &full[1], ld.r, ld.blk, kv_head, policy);
+      }
+      for (; pf_item < kStages + kPrefetch && pf_item < n_items; ++pf_item) {
+        if (pf_item >= kStages) prefetch_block_l2(p, &tmap, pf.r, pf.blk, kv_head);
+        if (pf_item + 1 < n_items) cursor_next(pf, pm, p.seqlens);
       }
     }
     float o[128];
@@ -230,6 +250,10 @@ __global__ void __launch_bounds__(kThreads, 1)
         ptx::mbar_wait(&empty[st], (i >> 1) & 1);
         cursor_next(ld, pm, p.seqlens);
         issue_block_load(p, &tmap, sK + st * kTileBytes, &full[st], ld.r, ld.blk, kv_head, policy);
+        if (pf_item < n_items) {
+          prefetch_block_l2(p, &tmap, pf.r, pf.blk, kv_head);
+          if (++pf_item < n_items) cursor_next(pf, pm, p.seqlens);
+        }
       }
       if (seg_end) {
         const bool direct = reqs[cur.r].num_segs == 1;
@@ -243,8 +267,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                               256 + 2 * (lane % 4), direct, seg);
           }
         }
-#pragma unroll
-        for (int j = 0; j < 128; ++j) o[j] = 0.f;
+        // No zeroing: the next segment's first alpha is exp2(-inf) = 0.
         ++seg;
       }
       cur = nxt;
@@ -417,9 +440,7 @@ __global__ void __launch_bounds__(kThreads, 1)
             p.lse_accum[(int64_t)seg * p.s_q * p.h_q + (int64_t)s * p.h_q + h] = lse;
         }
       }
-#pragma unroll
-      for (int j = 0; j < 128; ++j) o[j] = 0.f;
-      ++seg;
+      ++seg;  // o is reset by the next segment's alpha = 0
     }
     cur = nxt;
   }
