@@ -98,7 +98,7 @@ OPENMLA_HD inline WorkspaceLayout workspace_layout(int batch, int s_q, int h_q, 
 }
 
 OPENMLA_HD inline int blocks_of(int32_t seqlen) {
-  return seqlen <= 0 ? 0 : (seqlen + kPageBlock - 1) / kPageBlock;
+  return seqlen <= 0 ? 0 : (int)(((int64_t)seqlen + kPageBlock - 1) / kPageBlock);
 }
 
 // Fills the plan (header, parts, requests) at `plan`. Serial on purpose: it is

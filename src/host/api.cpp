@@ -1,6 +1,7 @@
 // The public C API: resolve the device, check, plan, dispatch. No allocation,
 // no synchronisation (except openmla_read_plan_error), no exceptions out.
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -37,7 +38,12 @@ openmla_status resolve_num_sms(int requested, int* num_sms) {
 openmla_status resolved_shape(const openmla_decode_shape* in, openmla_decode_shape* out) {
   if (in == nullptr) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "shape: null pointer");
   *out = *in;
-  openmla_status s = resolve_num_sms(in->num_sms, &out->num_sms);
+  if (in->num_sms < 0)
+    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "num_sms: must be >= 0, got %d", in->num_sms);
+  out->num_sms = in->num_sms > 0 ? in->num_sms : 1;  // shape checks need no device
+  openmla_status s = check_decode_shape(out);
+  if (s.code != OPENMLA_OK) return s;
+  s = resolve_num_sms(in->num_sms, &out->num_sms);
   if (s.code != OPENMLA_OK) return s;
   return check_decode_shape(out);
 }
@@ -61,8 +67,9 @@ extern "C" {
 const char* openmla_version(void) { return "0.1.0"; }
 
 size_t openmla_plan_bytes(const openmla_decode_shape* shape) {
-  if (shape == nullptr || shape->num_sms < 1 || shape->h_kv < 1) return 0;
-  return workspace_layout(shape->batch, shape->s_q, shape->h_q, shape->h_kv, shape->num_sms).plan_bytes;
+  openmla_decode_shape s;
+  if (resolved_shape(shape, &s).code != OPENMLA_OK) return 0;  // 0: invalid shape
+  return workspace_layout(s.batch, s.s_q, s.h_q, s.h_kv, s.num_sms).plan_bytes;
 }
 
 openmla_status openmla_plan_workspace_size(const openmla_decode_shape* shape, size_t* bytes) {
@@ -138,7 +145,13 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
                                     size_t workspace_bytes, cudaStream_t stream) {
   if (args == nullptr) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "args: null pointer");
   openmla_dense_decode_args a = *args;
-  openmla_status st = resolve_num_sms(args->num_sms, &a.num_sms);
+  // Tensor checks first (they need no device), then the device-dependent size.
+  if (a.num_sms < 0)
+    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "num_sms: must be >= 0, got %d", a.num_sms);
+  a.num_sms = 1;
+  openmla_status st = check_dense_decode_args(&a, SIZE_MAX);
+  if (st.code != OPENMLA_OK) return st;
+  st = resolve_num_sms(args->num_sms, &a.num_sms);
   if (st.code != OPENMLA_OK) return st;
   st = check_dense_decode_args(&a, workspace_bytes);
   if (st.code != OPENMLA_OK) return st;

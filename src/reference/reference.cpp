@@ -36,15 +36,20 @@ void dense_decode(const DenseDecodeProblem& p, const float* q, const float* k_ca
     std::vector<double> score;
     for (int job = next++; job < jobs; job = next++) {
       const int r = job / p.h_kv, g = job % p.h_kv;
-      const int len = std::max(seqlens[r], 0);
+      // Never read outside the table row or the cache, even on bad input.
+      const int len = std::min(std::max(seqlens[r], 0), p.max_blocks_per_seq * kPage);
       k.assign((size_t)len * kD, 0.0);
       for (int j = 0; j < len; ++j) {
         const int phys = block_table[(size_t)r * p.max_blocks_per_seq + j / kPage];
+        if (phys < 0 || phys >= p.num_blocks) {
+          for (int c = 0; c < kD; ++c) k[(size_t)j * kD + c] = std::nan("");
+          continue;
+        }
         const float* row = k_cache + (((size_t)phys * kPage + j % kPage) * p.h_kv + g) * kD;
         for (int c = 0; c < kD; ++c) k[(size_t)j * kD + c] = row[c];
       }
       for (int i = 0; i < p.s_q; ++i) {
-        const int end = attended_end(seqlens[r], p.s_q, i, p.causal);
+        const int end = std::min(attended_end(seqlens[r], p.s_q, i, p.causal), len);
         for (int hh = 0; hh < group; ++hh) {
           const int h = g * group + hh;
           const float* qrow = q + (((size_t)r * p.s_q + i) * p.h_q + h) * kD;
@@ -153,7 +158,7 @@ Comparison compare(const float* a, const double* r, long long n, double atol, do
   bool ok = true;
   for (long long i = 0; i < n; ++i) {
     const double x = a[i], y = r[i];
-    if (std::isnan(x)) {
+    if (std::isnan(x) || std::isnan(y)) {
       ++c.count_nan;
       if (ok) c.bad_index = i;
       ok = false;
@@ -177,9 +182,10 @@ Comparison compare(const float* a, const double* r, long long n, double atol, do
     na += x * x;
     nr += y * y;
   }
-  if (with_cos && (na > 0 || nr > 0)) {
-    const double denom = std::sqrt(na) * std::sqrt(nr);
-    c.cos_diff = denom > 0 ? 1.0 - dot / denom : 1.0;
+  if (with_cos) {
+    // FlashMLA's cos_diff: 1 - 2<x,y>/(|x|^2+|y|^2); unlike 1 - cos it also
+    // catches a uniform scale error.
+    c.cos_diff = na + nr > 0 ? 1.0 - 2.0 * dot / std::max(na + nr, 1e-12) : 0.0;
     if (c.cos_diff > 5e-6) ok = false;
   }
   c.pass = ok;
