@@ -181,14 +181,17 @@ def get_mla_metadata(
     Returns:
         ``(tile_scheduler_metadata, num_splits)``: int32 CUDA tensors computed
         on the GPU from ``cache_seqlens`` without synchronising; or
-        ``(FlashMLASchedMeta(), None)`` when called without ``cache_seqlens``
-        (or with ``OPENMLA_FLASHMLA_METADATA=sched_meta``).
+        ``(FlashMLASchedMeta(), None)`` when called without ``cache_seqlens``,
+        ``num_q_tokens_per_head_k`` or ``num_heads_k`` (or with
+        ``OPENMLA_FLASHMLA_METADATA=sched_meta``).
     """
     if is_fp8_kvcache:
         raise _unsupported_fp8()
     if topk is not None:
         raise _unsupported_sparse(f"topk={topk}")
-    if cache_seqlens is None or METADATA_STYLE == "sched_meta":
+    if (cache_seqlens is None or num_q_tokens_per_head_k is None or num_heads_k is None
+            or METADATA_STYLE == "sched_meta"):
+        # The newest FlashMLA takes any arguments here and plans at the first call.
         return FlashMLASchedMeta(), None
     _expect_tensor(cache_seqlens, "cache_seqlens", 1, "[batch_size] int32")
     ntok = _as_int(num_q_tokens_per_head_k, "num_q_tokens_per_head_k")

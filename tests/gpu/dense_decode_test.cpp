@@ -99,7 +99,7 @@ std::vector<DecodeCase> sweep_cases() {
         cases.push_back(make_case(dt, p[0], p[1], s_q, s_k, n % 4 < 2, 2 + (int)(id % 4), id));
       }
     // D. s_k ~ 4096: the production head counts (128; 16 = TP8) x s_q {1,2}
-    //    x causal, and a few other shapes (14 cases).
+    //    x causal, and other shapes (18 cases).
     for (int h_q : {128, 16})
       for (int s_q : {1, 2})
         for (int causal = 0; causal < 2; ++causal) {
@@ -107,8 +107,9 @@ std::vector<DecodeCase> sweep_cases() {
           cases.push_back(make_case(dt, h_q, 1, s_q, 4096, causal, 3, id));
         }
     const int d_extra[][4] = {// h_q, h_kv, s_q, causal
-                              {1, 1, 4, 1}, {3, 3, 4, 1}, {9, 3, 2, 0},
-                              {63, 1, 1, 0}, {64, 8, 1, 0}, {126, 2, 1, 1}};
+                              {1, 1, 4, 1},   {3, 3, 4, 1},  {9, 3, 2, 0},   {63, 1, 1, 0},
+                              {64, 8, 1, 0},  {126, 2, 1, 1}, {128, 1, 4, 1}, {16, 1, 4, 1},
+                              {128, 8, 2, 1}, {64, 2, 4, 0}};
     for (const auto& e : d_extra) {
       ++id;
       cases.push_back(make_case(dt, e[0], e[1], e[2], 4096, e[3] != 0, 3, id));

@@ -597,17 +597,22 @@ DeviceResult plan_and_decode(const HostProblem& hp, DeviceProblem& dp, cudaStrea
 }
 
 CheckResult run_case(const DecodeCase& c) {
-  const auto t0 = std::chrono::steady_clock::now();
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
   const HostProblem hp = make_problem(c);
   Stream stream;
   DeviceProblem dp = make_device_problem(hp);
   const DeviceResult dr = plan_and_decode(hp, dp, stream.get());
+  const auto t1 = clock::now();
   const Reference refr = run_reference(hp);
+  const auto t2 = clock::now();
   CheckResult res = check_outputs(hp, dr, refr);
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("[ case     ] %s lens=%s (%.1fs)\n", res.summary_line(hp.c.name).c_str(),
-              lens_string(hp.seqlens).c_str(), secs);
+  const auto secs = [](clock::time_point a, clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+  };
+  std::printf("[ case     ] %s lens=%s (%.1fs, reference %.1fs)\n",
+              res.summary_line(hp.c.name).c_str(), lens_string(hp.seqlens).c_str(),
+              secs(t0, clock::now()), secs(t1, t2));
   if (!res.pass) std::printf("[ detail   ] %s\n", res.detail.c_str());
   std::fflush(stdout);
   return res;

@@ -171,9 +171,8 @@ TEST_F(Plan, UploadedHostPlanDecodesBitwiseIdentically) {
     const bool same_lse = std::memcmp(a.lse.data(), b.lse.data(), a.lse.size() * 4) == 0;
     EXPECT_TRUE(same_out) << "out differs between device plan and uploaded host plan";
     EXPECT_TRUE(same_lse) << "lse differs between device plan and uploaded host plan";
-    std::printf("[ upload   ] %s %s; device-plan result %s\n", hp.c.name.c_str(),
-                same_out && same_lse ? "bitwise identical" : "DIFFERENT",
-                ca.summary_line("").c_str());
+    std::printf("[ upload   ] %s; host plan + upload: %s\n", ca.summary_line(hp.c.name).c_str(),
+                same_out && same_lse ? "bitwise identical" : "DIFFERENT");
   }
 }
 

@@ -15,13 +15,20 @@ __global__ void __launch_bounds__(kPlanThreads) plan_kernel(const int32_t* seqle
                                                             size_t plan_bytes, bool use_smem,
                                                             void* plan) {
   extern __shared__ __align__(16) unsigned char smem[];
+  // The padding after the request table is zeroed too, so the device plan is
+  // byte-identical to the host one (openmla_plan_host).
   if (!use_smem) {
+    for (size_t i = threadIdx.x; i < plan_bytes / 16; i += blockDim.x)
+      static_cast<int4*>(plan)[i] = make_int4(0, 0, 0, 0);
+    __syncthreads();
     if (threadIdx.x == 0) compute_split_plan(seqlens, batch, max_blocks_per_seq, num_parts, plan);
     return;
   }
   int32_t* s_len = reinterpret_cast<int32_t*>(smem);
   void* s_plan = smem + align_up((size_t)batch * 4, 16);
   for (int i = threadIdx.x; i < batch; i += blockDim.x) s_len[i] = seqlens[i];
+  for (size_t i = threadIdx.x; i < plan_bytes / 16; i += blockDim.x)
+    static_cast<int4*>(s_plan)[i] = make_int4(0, 0, 0, 0);
   __syncthreads();
   if (threadIdx.x == 0) compute_split_plan(s_len, batch, max_blocks_per_seq, num_parts, s_plan);
   __syncthreads();

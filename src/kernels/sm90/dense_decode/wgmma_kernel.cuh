@@ -24,7 +24,7 @@
 #include "kernels/common/wgmma.cuh"
 
 #ifndef OPENMLA_L2_PREFETCH
-#define OPENMLA_L2_PREFETCH 2
+#define OPENMLA_L2_PREFETCH 0  // measured: 2 and 4 slowed every shape (L2 was not the limit)
 #endif
 
 namespace openmla::kernels::dense_decode_wgmma {
@@ -84,22 +84,42 @@ __device__ __forceinline__ void cursor_next(Cursor& c, const PartMeta& pm, const
   c.seg_start = true;
 }
 
-__device__ __forceinline__ void issue_block_load(const DenseDecodeParams& p, const CUtensorMap* tmap,
-                                                 unsigned char* stage, uint64_t* full, int r,
-                                                 int blk, int kv_head, uint64_t policy) {
-  const int phys = p.block_table[(int64_t)r * p.block_table_stride + blk];
+__device__ __forceinline__ int physical_block(const DenseDecodeParams& p, const Cursor& c) {
+  return p.block_table[(int64_t)c.r * p.block_table_stride + c.blk];
+}
+
+__device__ __forceinline__ void issue_block_load(const CUtensorMap* tmap, unsigned char* stage,
+                                                 uint64_t* full, int phys, int kv_head,
+                                                 uint64_t policy) {
   ptx::mbar_arrive_expect_tx(full, kTileBytes);
 #pragma unroll
   for (int c = 0; c < kChunks; ++c)
     ptx::tma_load_4d(stage + c * kChunkBytes, tmap, full, c * 64, 0, kv_head, phys, policy);
 }
 
-__device__ __forceinline__ void prefetch_block_l2(const DenseDecodeParams& p, const CUtensorMap* tmap,
-                                                  int r, int blk, int kv_head) {
-  const int phys = p.block_table[(int64_t)r * p.block_table_stride + blk];
+__device__ __forceinline__ void prefetch_block_l2(const CUtensorMap* tmap, int phys, int kv_head) {
 #pragma unroll
   for (int c = 0; c < kChunks; ++c) ptx::tma_prefetch_l2_4d(tmap, c * 64, 0, kv_head, phys);
 }
+
+// The producer's view of the part: which block to load next and, already in
+// a register, its physical index. Reading the table entry one load ahead
+// keeps two dependent global loads (lengths, table) off the critical path.
+struct BlockStream {
+  Cursor c;
+  int item, phys;
+  __device__ __forceinline__ void begin(const DenseDecodeParams& p, const Cursor& first, int n) {
+    c = first;
+    item = 0;
+    phys = n > 0 ? physical_block(p, c) : 0;
+  }
+  __device__ __forceinline__ void advance(const DenseDecodeParams& p, const PartMeta& pm, int n) {
+    if (++item < n) {
+      cursor_next(c, pm, p.seqlens);
+      phys = physical_block(p, c);
+    }
+  }
+};
 
 template <typename T>
 __device__ __forceinline__ void load_q_tile(const DenseDecodeParams& p, unsigned char* sq, int r,
@@ -197,18 +217,18 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   if (wg == 1) {
     // ---------------- WG1: loads, and the second half of PV ----------------
-    Cursor ld = cur;  // producer's cursor, two items ahead
-    Cursor pf = cur;  // L2 prefetch cursor, kPrefetch items ahead of the loads
-    int pf_item = 0;
+    BlockStream ld, pf;  // smem loads, and L2 prefetches kPrefetch blocks further
     if (wtid == 0) {
-      issue_block_load(p, &tmap, sK, &full[0], ld.r, ld.blk, kv_head, policy);
-      if (n_items > 1) {
-        cursor_next(ld, pm, p.seqlens);
-        issue_block_load(p, &tmap, sK + kTileBytes, &full[1], ld.r, ld.blk, kv_head, policy);
+      ld.begin(p, cur, n_items);
+      pf.begin(p, cur, n_items);
+      for (int s = 0; s < kStages && ld.item < n_items; ++s) {
+        issue_block_load(&tmap, sK + s * kTileBytes, &full[s], ld.phys, kv_head, policy);
+        ld.advance(p, pm, n_items);
+        pf.advance(p, pm, n_items);
       }
-      for (; pf_item < kStages + kPrefetch && pf_item < n_items; ++pf_item) {
-        if (pf_item >= kStages) prefetch_block_l2(p, &tmap, pf.r, pf.blk, kv_head);
-        if (pf_item + 1 < n_items) cursor_next(pf, pm, p.seqlens);
+      for (int k = 0; k < kPrefetch && pf.item < n_items; ++k) {
+        prefetch_block_l2(&tmap, pf.phys, kv_head);
+        pf.advance(p, pm, n_items);
       }
     }
     float o[128];
@@ -248,11 +268,11 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (i + 1 < n_items) ptx::named_arrive(kBarPFree, 256);
       if (wtid == 0 && i + 2 < n_items) {
         ptx::mbar_wait(&empty[st], (i >> 1) & 1);
-        cursor_next(ld, pm, p.seqlens);
-        issue_block_load(p, &tmap, sK + st * kTileBytes, &full[st], ld.r, ld.blk, kv_head, policy);
-        if (pf_item < n_items) {
-          prefetch_block_l2(p, &tmap, pf.r, pf.blk, kv_head);
-          if (++pf_item < n_items) cursor_next(pf, pm, p.seqlens);
+        issue_block_load(&tmap, sK + st * kTileBytes, &full[st], ld.phys, kv_head, policy);
+        ld.advance(p, pm, n_items);
+        if (pf.item < n_items) {
+          prefetch_block_l2(&tmap, pf.phys, kv_head);
+          pf.advance(p, pm, n_items);
         }
       }
       if (seg_end) {
