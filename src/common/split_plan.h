@@ -2,9 +2,10 @@
 // the device planner (one thread of the plan kernel), so both compute the
 // exact same bytes.
 //
-// Work is counted in 64-token cache blocks. T blocks over P parts: part p
-// takes the global block range [T*p/P, T*(p+1)/P), so part loads differ by
-// at most one block. A part's range crosses request boundaries; each
+// Work is counted in 64-token cache blocks. T blocks over A active parts
+// (A = min(P, ceil(T / min_blocks_per_part)), at least 1): part p < A takes the
+// global block range [T*p/A, T*(p+1)/A), so active part loads differ by at
+// most one block; parts >= A are empty. A part's range crosses request boundaries; each
 // (part, request) piece is a "segment". A request covered by one segment is
 // written straight to `out`; one covered by several leaves partial results
 // (normalised O and its LSE) in the workspace for the combine kernel.
@@ -26,6 +27,10 @@ constexpr int kPageBlock = 64;
 constexpr int kHeadDimQK = 576;
 constexpr int kHeadDimV = 512;
 constexpr int kRowsPerTile = 64;  // query rows (s_q x heads of one kv head) per CTA
+// A part costs a Q load and, when it splits a request, a 64x512 fp32 partial
+// written and read back; below this many blocks a split costs more than it
+// saves, so small batches use fewer parts.
+constexpr int kMinBlocksPerPart = 4;
 
 // Error codes recorded by the planner (PlanHeader::error_code).
 constexpr int kPlanOk = 0;
@@ -40,7 +45,9 @@ struct PlanHeader {
   int32_t total_segments;
   int32_t batch;
   int32_t total_blocks;
-  int32_t pad[9];
+  int32_t active_parts;  // parts given work; the rest are empty
+  int32_t min_blocks_per_part;
+  int32_t pad[7];
 };
 static_assert(sizeof(PlanHeader) == 64, "PlanHeader is 64 bytes");
 
@@ -105,7 +112,8 @@ OPENMLA_HD inline int blocks_of(int32_t seqlen) {
 // O(batch + parts) and runs once per decoding step.
 OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
                                           int max_blocks_per_seq, int num_parts,
-                                          void* plan) {
+                                          void* plan,
+                                          int min_blocks_per_part = kMinBlocksPerPart) {
   PlanHeader* hdr = reinterpret_cast<PlanHeader*>(plan);
   PartMeta* parts = reinterpret_cast<PartMeta*>(reinterpret_cast<char*>(plan) + sizeof(PlanHeader));
   RequestMeta* reqs = reinterpret_cast<RequestMeta*>(parts + num_parts);
@@ -115,7 +123,9 @@ OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
   hdr->error_value = 0;
   hdr->num_parts = num_parts;
   hdr->batch = batch;
-  for (int i = 0; i < 9; ++i) hdr->pad[i] = 0;
+  for (int i = 0; i < 7; ++i) hdr->pad[i] = 0;
+  if (min_blocks_per_part < 1) min_blocks_per_part = 1;
+  hdr->min_blocks_per_part = min_blocks_per_part;
 
   int64_t total = 0;
   for (int r = 0; r < batch; ++r) {
@@ -131,14 +141,18 @@ OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
   }
   if (hdr->error_code != kPlanOk) total = 0;  // schedule nothing; decode reports NaN
   hdr->total_blocks = (int32_t)total;
+  int64_t active = (total + min_blocks_per_part - 1) / min_blocks_per_part;
+  if (active > num_parts) active = num_parts;
+  if (active < 1) active = 1;
+  hdr->active_parts = (int32_t)active;
 
   int seg = 0;
   int r = 0;
   int64_t start_r = 0;  // global index of request r's first block
   for (int p = 0; p < num_parts; ++p) {
     PartMeta& pm = parts[p];
-    int64_t g0 = total * p / num_parts;
-    int64_t g1 = total * (p + 1) / num_parts;
+    int64_t g0 = p < active ? total * p / active : total;
+    int64_t g1 = p < active ? total * (p + 1) / active : total;
     pm.pad = 0;
     pm.seg_begin = seg;
     pm.num_blocks = (int32_t)(g1 - g0);

@@ -68,8 +68,16 @@ inline void check_valid_plan(const std::vector<int32_t>& lens, int num_parts, co
     SCOPED_TRACE(::testing::Message() << "part " << p << " of " << num_parts);
     const openmla::PartMeta& pm = v.parts[p];
     ASSERT_EQ(pm.seg_begin, expect_seg) << "segments not numbered contiguously across parts";
-    // The documented split: part p takes global blocks [T p / P, T (p+1) / P).
-    const int64_t g0 = total * p / num_parts, g1 = total * (p + 1) / num_parts;
+    // The documented split: A = min(P, max(1, ceil(T / kMinBlocksPerPart)))
+    // active parts; part p < A takes global blocks [T p / A, T (p+1) / A).
+    const int64_t min_part = v.hdr->min_blocks_per_part;
+    ASSERT_GE(min_part, 1);
+    const int64_t active = std::max<int64_t>(
+        1, std::min<int64_t>(num_parts, (total + min_part - 1) / min_part));
+    ASSERT_EQ(v.hdr->active_parts, active);
+    const int64_t g0 = p < active ? total * p / active : total;
+    const int64_t g1 = p < active ? total * (p + 1) / active : total;
+    if (p >= active) ASSERT_EQ(pm.r_begin, -1) << "part beyond the active ones has work";
     ASSERT_EQ(pm.num_blocks, g1 - g0);
     int covered = 0;
     if (pm.r_begin < 0) {
@@ -101,8 +109,12 @@ inline void check_valid_plan(const std::vector<int32_t>& lens, int num_parts, co
       ASSERT_EQ(pm.num_segs, seg - pm.seg_begin) << "num_segs != nonempty requests in the part";
     }
     ASSERT_EQ(covered, pm.num_blocks) << "num_blocks != blocks actually covered";
-    min_load = std::min(min_load, covered);
-    max_load = std::max(max_load, covered);
+    if (p < active) {  // balance among the parts that got work
+      min_load = std::min(min_load, covered);
+      max_load = std::max(max_load, covered);
+      if (total >= active * min_part)
+        ASSERT_GE(covered, min_part) << "part smaller than the minimum";
+    }
     expect_seg += pm.num_segs;
   }
   ASSERT_EQ(v.hdr->total_segments, expect_seg);

@@ -109,8 +109,10 @@ TEST(PlanApi, HostPlanMatchesSharedPlannerOnRandomBatches) {
 }
 
 TEST(PlanApi, OneLongRequestUsesEveryPart) {
-  const auto s = make_shape(1, 1, 16, 1, 512, 132);
-  const std::vector<int32_t> lens{32768};
+  // 1024 blocks over 132 parts: every part busy (7-8 blocks each, above the
+  // per-part minimum).
+  const auto s = make_shape(1, 1, 16, 1, 1024, 132);
+  const std::vector<int32_t> lens{65536};
   openmla_status st;
   const auto buf = plan_host(s, lens, &st);
   ASSERT_TRUE(IsOk(st));
@@ -120,10 +122,24 @@ TEST(PlanApi, OneLongRequestUsesEveryPart) {
   const auto v = view_plan(buf.data(), w.num_parts);
   for (int p = 0; p < w.num_parts; ++p) {
     EXPECT_EQ(v.parts[p].r_begin, 0) << "part " << p << " idle";
-    EXPECT_GE(v.parts[p].num_blocks, 3);
-    EXPECT_LE(v.parts[p].num_blocks, 4);
+    EXPECT_GE(v.parts[p].num_blocks, 7);
+    EXPECT_LE(v.parts[p].num_blocks, 8);
   }
   EXPECT_EQ(v.reqs[0].num_segs, 132);
+}
+
+TEST(PlanApi, ShortWorkUsesFewerParts) {
+  // 59 blocks: 15 parts of about 4 blocks, not 132 parts of less than one.
+  const auto s = make_shape(1, 1, 128, 1, 64, 132);
+  const std::vector<int32_t> lens{3719};
+  openmla_status st;
+  const auto buf = plan_host(s, lens, &st);
+  ASSERT_TRUE(IsOk(st));
+  const auto w = layout_of(s);
+  ASSERT_NO_FATAL_FAILURE(check_valid_plan(lens, w.num_parts, buf.data()));
+  const auto v = view_plan(buf.data(), w.num_parts);
+  EXPECT_EQ(v.hdr->active_parts, 15);
+  EXPECT_EQ(v.reqs[0].num_segs, 15);
 }
 
 TEST(PlanApi, ZeroLengthsAndLengthsAtTheCap) {

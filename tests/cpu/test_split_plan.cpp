@@ -21,11 +21,12 @@ constexpr uint8_t kCanary = 0xAB;
 
 // Runs the planner into a canary-filled buffer and checks nothing past the
 // plan's extent was written.
-std::vector<uint64_t> plan(const std::vector<int32_t>& lens, int mb, int num_parts) {
+std::vector<uint64_t> plan(const std::vector<int32_t>& lens, int mb, int num_parts,
+                           int min_part = openmla::kMinBlocksPerPart) {
   const size_t extent = plan_extent((int)lens.size(), num_parts);
   std::vector<uint64_t> buf((extent + 512) / 8);
   std::memset(buf.data(), kCanary, buf.size() * 8);
-  openmla::compute_split_plan(lens.data(), (int)lens.size(), mb, num_parts, buf.data());
+  openmla::compute_split_plan(lens.data(), (int)lens.size(), mb, num_parts, buf.data(), min_part);
   const uint8_t* bytes = reinterpret_cast<const uint8_t*>(buf.data());
   for (size_t i = extent; i < buf.size() * 8; ++i) {
     if (bytes[i] != kCanary) {
@@ -36,10 +37,11 @@ std::vector<uint64_t> plan(const std::vector<int32_t>& lens, int mb, int num_par
   return buf;
 }
 
-void plan_and_check(const std::vector<int32_t>& lens, int mb, int num_parts) {
+void plan_and_check(const std::vector<int32_t>& lens, int mb, int num_parts,
+                    int min_part = openmla::kMinBlocksPerPart) {
   SCOPED_TRACE(::testing::Message() << "batch " << lens.size() << " max_blocks " << mb
-                                    << " parts " << num_parts);
-  const auto buf = plan(lens, mb, num_parts);
+                                    << " parts " << num_parts << " min blocks a part " << min_part);
+  const auto buf = plan(lens, mb, num_parts, min_part);
   ASSERT_NO_FATAL_FAILURE(check_valid_plan(lens, num_parts, buf.data()));
   // Segments: at most one per nonempty request plus one per part boundary.
   int nonempty = 0;
@@ -48,7 +50,7 @@ void plan_and_check(const std::vector<int32_t>& lens, int mb, int num_parts) {
   ASSERT_LE(v.hdr->total_segments, nonempty + num_parts - 1 + (nonempty == 0));
   ASSERT_LE(v.hdr->total_segments, (int)lens.size() + num_parts);
   // Deterministic: same bytes again.
-  const auto again = plan(lens, mb, num_parts);
+  const auto again = plan(lens, mb, num_parts, min_part);
   ASSERT_EQ(0, std::memcmp(buf.data(), again.data(), plan_extent((int)lens.size(), num_parts)));
 }
 
@@ -94,22 +96,27 @@ TEST(SplitPlan, AllZeroLengths) {
     }
 }
 
-// b = 1, s_k = 32768: the request spreads over every part, 3 or 4 blocks each.
+// b = 1, s_k = 32768 (512 blocks): the request spreads over every active
+// part; with fewer than 4 blocks a part, the active count drops to 128.
 TEST(SplitPlan, OneHugeRequestSpreadsOverAllParts) {
   const std::vector<int32_t> lens{32768};
-  for (int P : {132, 78, 512, 600}) {
+  for (int P : {66, 78, 132, 512, 600}) {
     ASSERT_NO_FATAL_FAILURE(plan_and_check(lens, 512, P));
     const auto buf = plan(lens, 512, P);
     const auto v = view_plan(buf.data(), P);
-    const int lo = 512 / P, hi = (512 + P - 1) / P;
+    const int A = std::min(P, 512 / openmla::kMinBlocksPerPart);
+    EXPECT_EQ(v.hdr->active_parts, A);
+    const int lo = 512 / A, hi = (512 + A - 1) / A;
     for (int p = 0; p < P; ++p) {
-      EXPECT_GE(v.parts[p].num_blocks, lo);
-      EXPECT_LE(v.parts[p].num_blocks, hi);
-      if (P <= 512) {
+      if (p < A) {
+        EXPECT_GE(v.parts[p].num_blocks, lo);
+        EXPECT_LE(v.parts[p].num_blocks, hi);
         EXPECT_EQ(v.parts[p].r_begin, 0) << "part " << p << " idle";
+      } else {
+        EXPECT_EQ(v.parts[p].num_blocks, 0);
       }
     }
-    EXPECT_EQ(v.reqs[0].num_segs, std::min(P, 512));
+    EXPECT_EQ(v.reqs[0].num_segs, A);
     EXPECT_EQ(v.reqs[0].seg_begin, 0);
   }
 }
@@ -141,8 +148,8 @@ TEST(SplitPlan, PartsLargerThanTotalBlocks) {
   for (const auto& lens : {std::vector<int32_t>{1, 0, 65}, std::vector<int32_t>{1},
                            std::vector<int32_t>{0, 0, 64, 0}}) {
     for (int P : {4, 132, 1000}) {
-      ASSERT_NO_FATAL_FAILURE(plan_and_check(lens, 2, P));
-      const auto buf = plan(lens, 2, P);
+      ASSERT_NO_FATAL_FAILURE(plan_and_check(lens, 2, P, 1));
+      const auto buf = plan(lens, 2, P, 1);
       const auto v = view_plan(buf.data(), P);
       int busy = 0;
       for (int p = 0; p < P; ++p) busy += v.parts[p].num_blocks > 0;
@@ -156,8 +163,8 @@ TEST(SplitPlan, PartsLargerThanTotalBlocks) {
 TEST(SplitPlan, BoundariesAtRequestEdges) {
   const std::vector<int32_t> lens{64, 0, 0, 128, 0, 64, 0};
   for (int P : {1, 2, 3, 4, 5})
-    ASSERT_NO_FATAL_FAILURE(plan_and_check(lens, 2, P));
-  const auto buf = plan(lens, 2, 4);  // 4 blocks over 4 parts
+    for (int min_part : {1, 2, 4}) ASSERT_NO_FATAL_FAILURE(plan_and_check(lens, 2, P, min_part));
+  const auto buf = plan(lens, 2, 4, 1);  // 4 blocks over 4 parts
   const auto v = view_plan(buf.data(), 4);
   EXPECT_EQ(v.parts[0].r_begin, 0);
   EXPECT_EQ(v.parts[0].r_end, 0);
