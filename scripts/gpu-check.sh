@@ -57,10 +57,18 @@ fi
 
 if has python; then
   t0=$(date +%s)
-  if python3 -m pip install --no-build-isolation --no-deps -q ./python > "$OUT_DIR/python.log" 2>&1 &&
-     (cd python && python3 -m pytest -q tests) >> "$OUT_DIR/python.log" 2>&1; then
-    note "python: ok ($(( $(date +%s) - t0 )) s)"; else note "python: FAILED"; status=1; fi
-  tail -5 "$OUT_DIR/python.log" | tee -a "$summary"
+  prebuilt=()
+  [ -f "$BUILD_DIR/libopenmla.a" ] && prebuilt=(env "OPENMLA_PREBUILT_LIB=$PWD/$BUILD_DIR/libopenmla.a")
+  if "${prebuilt[@]}" python3 -m pip install --no-build-isolation --no-deps -v ./python > "$OUT_DIR/python.log" 2>&1; then
+    note "python install: ok ($(( $(date +%s) - t0 )) s)"
+    if timeout 400 python3 -m pytest -q python/tests >> "$OUT_DIR/python.log" 2>&1; then
+      note "python tests: ok"; else note "python tests: FAILED"; status=1; fi
+    if python3 python/examples/flashmla_style.py >> "$OUT_DIR/python.log" 2>&1; then
+      note "python example (FlashMLA-style script): ok"; else note "python example: FAILED"; status=1; fi
+  else
+    note "python install: FAILED"; status=1
+  fi
+  grep -E "passed|failed|error" "$OUT_DIR/python.log" | tail -5 | tee -a "$summary"
 fi
 
 cat "$summary"

@@ -60,10 +60,10 @@ class Case:
         self.block_table.copy_(table)
         self.cache_seqlens.copy_(torch.tensor(self.seqlens, dtype=torch.int32))
         for k in self.k_caches:
-            k.copy_(torch.randn(k.shape, device=self.device))
+            k.copy_((torch.randn(k.shape, device=self.device) * 0.1).clamp(-1, 1))  # FlashMLA's recipe
             k[~used] = float("nan")
         for q in self.qs:
-            q.copy_(torch.randn(q.shape, device=self.device))
+            q.copy_((torch.randn(q.shape, device=self.device) * 0.1).clamp(-1, 1))
 
     def reference(self, layer=0, softmax_scale=None):
         return reference_decode(self.qs[layer], self.k_caches[layer], self.block_table,

@@ -47,7 +47,8 @@ struct PlanHeader {
   int32_t total_blocks;
   int32_t active_parts;  // parts given work; the rest are empty
   int32_t min_blocks_per_part;
-  int32_t pad[7];
+  int32_t s_q, h_q, h_kv;  // the shapes planned for (set by the API), checked by the kernels
+  int32_t pad[4];
 };
 static_assert(sizeof(PlanHeader) == 64, "PlanHeader is 64 bytes");
 
@@ -123,7 +124,8 @@ OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
   hdr->error_value = 0;
   hdr->num_parts = num_parts;
   hdr->batch = batch;
-  for (int i = 0; i < 7; ++i) hdr->pad[i] = 0;
+  hdr->s_q = hdr->h_q = hdr->h_kv = 0;
+  for (int i = 0; i < 4; ++i) hdr->pad[i] = 0;
   if (min_blocks_per_part < 1) min_blocks_per_part = 1;
   hdr->min_blocks_per_part = min_blocks_per_part;
 
@@ -181,6 +183,21 @@ OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
     pm.num_segs = seg - pm.seg_begin;
   }
   hdr->total_segments = seg;
+}
+
+// Records the shapes a plan was made for; the kernels refuse (NaN output,
+// never an out-of-range read) a plan made for other shapes.
+OPENMLA_HD inline void stamp_plan_shape(void* plan, int s_q, int h_q, int h_kv) {
+  PlanHeader* hdr = reinterpret_cast<PlanHeader*>(plan);
+  hdr->s_q = s_q;
+  hdr->h_q = h_q;
+  hdr->h_kv = h_kv;
+}
+
+OPENMLA_HD inline bool plan_matches(const PlanHeader* hdr, int batch, int s_q, int h_q, int h_kv,
+                                    int num_parts) {
+  return hdr->batch == batch && hdr->s_q == s_q && hdr->h_q == h_q && hdr->h_kv == h_kv &&
+         hdr->num_parts == num_parts;
 }
 
 }  // namespace openmla

@@ -98,7 +98,7 @@ openmla_status openmla_plan(const openmla_decode_shape* shape, const int32_t* ca
     return make_error(OPENMLA_ERROR_WORKSPACE_TOO_SMALL,
                       "workspace: %zu bytes given, these shapes need %zu", workspace_bytes, w.total_bytes);
   cudaError_t err = kernels::launch_plan(cache_seqlens_device, s.batch, s.max_blocks_per_seq,
-                                         w.num_parts, workspace, stream);
+                                         w.num_parts, s.s_q, s.h_q, s.h_kv, workspace, stream);
   if (err != cudaSuccess) return cuda_error(err, "openmla_plan launch");
   return ok_status();
 }
@@ -127,6 +127,7 @@ openmla_status openmla_plan_host(const openmla_decode_shape* shape, const int32_
   }
   std::memset(plan_host, 0, w.plan_bytes);
   compute_split_plan(cache_seqlens_host, s.batch, s.max_blocks_per_seq, w.num_parts, plan_host);
+  stamp_plan_shape(plan_host, s.s_q, s.h_q, s.h_kv);
   return ok_status();
 }
 
@@ -217,6 +218,8 @@ openmla_status openmla_read_plan_error(const void* workspace, cudaStream_t strea
   cudaError_t err = cudaMemcpyAsync(&hdr, workspace, sizeof(hdr), cudaMemcpyDeviceToHost, stream);
   if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
   if (err != cudaSuccess) return cuda_error(err, "openmla_read_plan_error copy");
+  if (hdr.error_code == kPlanOk && (hdr.s_q < 1 || hdr.h_q < 1 || hdr.h_kv < 1))
+    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "workspace: holds no plan (run openmla_plan first)");
   if (hdr.error_code == kPlanNegativeLength)
     return make_error(OPENMLA_ERROR_BAD_SEQLENS, "cache_seqlens: cache_seqlens[%d] = %d is negative",
                       hdr.error_request, hdr.error_value);

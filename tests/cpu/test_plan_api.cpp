@@ -104,6 +104,10 @@ TEST(PlanApi, HostPlanMatchesSharedPlannerOnRandomBatches) {
     std::vector<uint64_t> ref((w.plan_bytes + 7) / 8 + 1, 0);
     openmla::compute_split_plan(lens.data(), s.batch, s.max_blocks_per_seq, w.num_parts,
                                 ref.data());
+    openmla::stamp_plan_shape(ref.data(), s.s_q, s.h_q, s.h_kv);
+    const openmla::PlanHeader* hdr = view_plan(buf.data(), w.num_parts).hdr;
+    ASSERT_TRUE(openmla::plan_matches(hdr, s.batch, s.s_q, s.h_q, s.h_kv, w.num_parts));
+    ASSERT_FALSE(openmla::plan_matches(hdr, s.batch + 1, s.s_q, s.h_q, s.h_kv, w.num_parts));
     ASSERT_EQ(0, std::memcmp(buf.data(), ref.data(), plan_extent(s.batch, w.num_parts)));
   }
 }

@@ -48,9 +48,13 @@ DecodeCase make_case(openmla_dtype dt, int h_q, int h_kv, int s_q, int s_k, bool
   c.nominal_s_k = s_k;
   c.seed = mix_seed(id, (uint64_t)dt + 17);
   c.seqlens = varlen(s_k, b, s_q, causal, mix_seed(c.seed, 99));
-  // Two value regimes: N(0,1) (scores ~ N(0,1): a peaked softmax) and
-  // N(0,0.1^2) (FlashMLA-like small values, nearly flat softmax).
-  if (id % 3 == 2) c.q_std = c.k_std = 0.1f;
+  // Values as FlashMLA's tests make them, N(0, 0.1^2): with N(0,1) values
+  // the bf16 rounding of P alone exceeds FlashMLA's absolute tolerance. Two
+  // score regimes: the default scale (nearly flat softmax) and scale 4 on a
+  // third of the cases (scores ~ N(0,1): a peaked softmax that exercises the
+  // running-max rescaling).
+  c.q_std = c.k_std = 0.1f;
+  if (id % 3 == 2) c.softmax_scale = 4.0f;
   // A third of the cases use padded q/out strides.
   if (id % 3 == 1) c.q_layout = c.out_layout = QOLayout::kPadded;
   return c;
@@ -195,13 +199,11 @@ std::vector<DecodeCase> special_cases() {
 
     // Explicit softmax scales (peaked softmax: large score range).
     c = make_case(dt, 128, 1, 1, 140, false, 4, ++id);
-    c.q_std = c.k_std = 1.f;
-    c.softmax_scale = 0.2f;
-    cases.push_back(named(c, "scale0.2_hq128_sq1_sk140"));
+    c.softmax_scale = 8.0f;
+    cases.push_back(named(c, "scale8_hq128_sq1_sk140"));
     c = make_case(dt, 16, 1, 2, 4096, true, 2, ++id);
-    c.q_std = c.k_std = 1.f;
-    c.softmax_scale = 0.15f;
-    cases.push_back(named(c, "scale0.15_hq16_sq2_sk4096_causal"));
+    c.softmax_scale = 6.0f;
+    cases.push_back(named(c, "scale6_hq16_sq2_sk4096_causal"));
 
     // Strides: transposed q/out views, padded and head-major caches.
     c = make_case(dt, 64, 1, 4, 200, true, 4, ++id);

@@ -33,8 +33,9 @@ __global__ void __launch_bounds__(kWarps * 32) combine_kernel(const DenseDecodeP
   const int lane = threadIdx.x % 32;
   if (row >= p.s_q * p.h_q) return;
   const int s = row / p.h_q, h = row % p.h_q;
-  const bool bad_plan = hdr->error_code != kPlanOk;
-  const RequestMeta rm = reqs[r];
+  const bool bad_plan = hdr->error_code != kPlanOk ||
+                        !plan_matches(hdr, p.batch, p.s_q, p.h_q, p.h_kv, p.num_parts);
+  const RequestMeta rm = bad_plan ? RequestMeta{0, 0} : reqs[r];
   if (!bad_plan && rm.num_segs == 1) return;  // the decode kernel wrote this row
 
   T* orow = static_cast<T*>(p.out) + (int64_t)r * p.o_stride_b + (int64_t)s * p.o_stride_s +

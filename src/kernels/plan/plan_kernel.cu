@@ -13,7 +13,7 @@ constexpr size_t kPlanSmemLimit = 200 * 1024;
 __global__ void __launch_bounds__(kPlanThreads) plan_kernel(const int32_t* seqlens, int batch,
                                                             int max_blocks_per_seq, int num_parts,
                                                             size_t plan_bytes, bool use_smem,
-                                                            void* plan) {
+                                                            int s_q, int h_q, int h_kv, void* plan) {
   extern __shared__ __align__(16) unsigned char smem[];
   // The padding after the request table is zeroed too, so the device plan is
   // byte-identical to the host one (openmla_plan_host).
@@ -21,7 +21,10 @@ __global__ void __launch_bounds__(kPlanThreads) plan_kernel(const int32_t* seqle
     for (size_t i = threadIdx.x; i < plan_bytes / 16; i += blockDim.x)
       static_cast<int4*>(plan)[i] = make_int4(0, 0, 0, 0);
     __syncthreads();
-    if (threadIdx.x == 0) compute_split_plan(seqlens, batch, max_blocks_per_seq, num_parts, plan);
+    if (threadIdx.x == 0) {
+      compute_split_plan(seqlens, batch, max_blocks_per_seq, num_parts, plan);
+      stamp_plan_shape(plan, s_q, h_q, h_kv);
+    }
     return;
   }
   int32_t* s_len = reinterpret_cast<int32_t*>(smem);
@@ -30,7 +33,10 @@ __global__ void __launch_bounds__(kPlanThreads) plan_kernel(const int32_t* seqle
   for (size_t i = threadIdx.x; i < plan_bytes / 16; i += blockDim.x)
     static_cast<int4*>(s_plan)[i] = make_int4(0, 0, 0, 0);
   __syncthreads();
-  if (threadIdx.x == 0) compute_split_plan(s_len, batch, max_blocks_per_seq, num_parts, s_plan);
+  if (threadIdx.x == 0) {
+    compute_split_plan(s_len, batch, max_blocks_per_seq, num_parts, s_plan);
+    stamp_plan_shape(s_plan, s_q, h_q, h_kv);
+  }
   __syncthreads();
   const int4* src = static_cast<const int4*>(s_plan);
   int4* dst = static_cast<int4*>(plan);
@@ -38,7 +44,7 @@ __global__ void __launch_bounds__(kPlanThreads) plan_kernel(const int32_t* seqle
 }
 
 cudaError_t launch_plan(const int32_t* seqlens, int batch, int max_blocks_per_seq, int num_parts,
-                        void* plan, cudaStream_t stream) {
+                        int s_q, int h_q, int h_kv, void* plan, cudaStream_t stream) {
   // The plan region is a multiple of 256 bytes (workspace_layout).
   const size_t plan_bytes =
       align_up(sizeof(PlanHeader) + sizeof(PartMeta) * num_parts + sizeof(RequestMeta) * batch, 256);
@@ -50,7 +56,7 @@ cudaError_t launch_plan(const int32_t* seqlens, int batch, int max_blocks_per_se
     if (err != cudaSuccess) return err;
   }
   plan_kernel<<<1, kPlanThreads, use_smem ? smem : 0, stream>>>(
-      seqlens, batch, max_blocks_per_seq, num_parts, plan_bytes, use_smem, plan);
+      seqlens, batch, max_blocks_per_seq, num_parts, plan_bytes, use_smem, s_q, h_q, h_kv, plan);
   return cudaGetLastError();
 }
 

@@ -117,7 +117,8 @@ __global__ void __launch_bounds__(kThreads, 1) dense_decode_kernel(const DenseDe
   const int kv_head = blockIdx.x / p.num_row_tiles;
   const PartMeta pm = parts[blockIdx.y];
   const int num_items = pm.num_blocks;
-  if (hdr->error_code != kPlanOk || num_items == 0) return;
+  if (hdr->error_code != kPlanOk ||
+      !plan_matches(hdr, p.batch, p.s_q, p.h_q, p.h_kv, p.num_parts) || num_items == 0) return;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int mg = warp % 4;    // row group: rows 16*mg ..

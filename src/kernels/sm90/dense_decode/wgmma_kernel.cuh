@@ -183,7 +183,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int kv_head = blockIdx.x / p.num_row_tiles;
   const PartMeta pm = parts[blockIdx.y];
   const int n_items = pm.num_blocks;
-  if (hdr->error_code != kPlanOk || n_items == 0) return;
+  if (hdr->error_code != kPlanOk ||
+      !plan_matches(hdr, p.batch, p.s_q, p.h_q, p.h_kv, p.num_parts) || n_items == 0) return;
 
   const int tid = threadIdx.x;
   // Warp-uniform by construction (shfl), so ptxas sees the role branches as
