@@ -200,10 +200,8 @@ def get_mla_metadata(
     meta, num_splits = _ops.plan(cache_seqlens, s_q, h_q, h_kv, _UNBOUNDED_BLOCKS)
     # Host-side record of what the plan is for: a later call with other shapes
     # is refused here (the kernels also refuse it on the device, with NaN).
-    try:
+    if not torch.compiler.is_compiling():  # dynamo cannot trace setattr on a tensor
         setattr(meta, _PLANNED_SHAPES, (int(cache_seqlens.shape[0]), ntok, h_kv))
-    except (AttributeError, RuntimeError):  # e.g. tensor subclasses under tracing
-        pass
     return meta, num_splits
 
 
@@ -338,7 +336,8 @@ def flash_mla_with_kvcache(
             if not isinstance(num_splits, torch.Tensor):
                 raise TypeError("openmla: num_splits must be the tensor get_mla_metadata returned, "
                                 f"or None; got {type(num_splits).__name__}")
-            planned = getattr(tile_scheduler_metadata, _PLANNED_SHAPES, None)
+            planned = (None if torch.compiler.is_compiling()
+                       else getattr(tile_scheduler_metadata, _PLANNED_SHAPES, None))
             if planned is not None and k_cache.dim() == 4 and k_cache.shape[2] > 0:
                 h_kv = int(k_cache.shape[2])
                 now = (int(q.shape[0]), int(q.shape[1]) * int(q.shape[2]) // h_kv, h_kv)

@@ -47,8 +47,10 @@ struct PlanHeader {
   int32_t total_blocks;
   int32_t active_parts;  // parts given work; the rest are empty
   int32_t min_blocks_per_part;
-  int32_t s_q, h_q, h_kv;  // the shapes planned for (set by the API), checked by the kernels
-  int32_t pad[4];
+  // The shapes planned for (set by the API), checked by the kernels: the
+  // schedule depends on s_q and h_q only through s_q * h_q / h_kv.
+  int32_t rows_per_kv_head, h_kv;
+  int32_t pad[5];
 };
 static_assert(sizeof(PlanHeader) == 64, "PlanHeader is 64 bytes");
 
@@ -124,8 +126,8 @@ OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
   hdr->error_value = 0;
   hdr->num_parts = num_parts;
   hdr->batch = batch;
-  hdr->s_q = hdr->h_q = hdr->h_kv = 0;
-  for (int i = 0; i < 4; ++i) hdr->pad[i] = 0;
+  hdr->rows_per_kv_head = hdr->h_kv = 0;
+  for (int i = 0; i < 5; ++i) hdr->pad[i] = 0;
   if (min_blocks_per_part < 1) min_blocks_per_part = 1;
   hdr->min_blocks_per_part = min_blocks_per_part;
 
@@ -189,15 +191,14 @@ OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
 // never an out-of-range read) a plan made for other shapes.
 OPENMLA_HD inline void stamp_plan_shape(void* plan, int s_q, int h_q, int h_kv) {
   PlanHeader* hdr = reinterpret_cast<PlanHeader*>(plan);
-  hdr->s_q = s_q;
-  hdr->h_q = h_q;
+  hdr->rows_per_kv_head = s_q * (h_q / h_kv);
   hdr->h_kv = h_kv;
 }
 
 OPENMLA_HD inline bool plan_matches(const PlanHeader* hdr, int batch, int s_q, int h_q, int h_kv,
                                     int num_parts) {
-  return hdr->batch == batch && hdr->s_q == s_q && hdr->h_q == h_q && hdr->h_kv == h_kv &&
-         hdr->num_parts == num_parts;
+  return hdr->batch == batch && hdr->rows_per_kv_head == s_q * (h_q / h_kv) &&
+         hdr->h_kv == h_kv && hdr->num_parts == num_parts;
 }
 
 }  // namespace openmla

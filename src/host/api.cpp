@@ -218,7 +218,7 @@ openmla_status openmla_read_plan_error(const void* workspace, cudaStream_t strea
   cudaError_t err = cudaMemcpyAsync(&hdr, workspace, sizeof(hdr), cudaMemcpyDeviceToHost, stream);
   if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
   if (err != cudaSuccess) return cuda_error(err, "openmla_read_plan_error copy");
-  if (hdr.error_code == kPlanOk && (hdr.s_q < 1 || hdr.h_q < 1 || hdr.h_kv < 1))
+  if (hdr.error_code == kPlanOk && (hdr.rows_per_kv_head < 1 || hdr.h_kv < 1))
     return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "workspace: holds no plan (run openmla_plan first)");
   if (hdr.error_code == kPlanNegativeLength)
     return make_error(OPENMLA_ERROR_BAD_SEQLENS, "cache_seqlens: cache_seqlens[%d] = %d is negative",
