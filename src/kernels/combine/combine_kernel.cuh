@@ -24,7 +24,7 @@ template <>
 __device__ __forceinline__ __half to_t<__half>(float x) { return __float2half_rn(x); }
 
 template <typename T>
-__global__ void __launch_bounds__(kWarps * 32) combine_kernel(const DenseDecodeParams p) {
+__global__ void __launch_bounds__(kWarps * 32, 1) combine_kernel(const DenseDecodeParams p) {
   const PlanHeader* hdr = static_cast<const PlanHeader*>(p.plan);
   const PartMeta* parts = reinterpret_cast<const PartMeta*>(hdr + 1);
   const RequestMeta* reqs = reinterpret_cast<const RequestMeta*>(parts + p.num_parts);
@@ -52,25 +52,44 @@ __global__ void __launch_bounds__(kWarps * 32) combine_kernel(const DenseDecodeP
     for (int c = 0; c < kPer; ++c) acc[c] = NAN;
     lse = NAN;
   } else if (rm.num_segs > 1) {
+    // One pass over the LSEs, 32 segments per step across the lanes (a
+    // serial loop per pass left every load's latency exposed).
     const int64_t rows = (int64_t)p.s_q * p.h_q;
+    const float* lse_col = p.lse_accum + (int64_t)rm.seg_begin * rows + row;
+    const float* o_col = p.o_accum + ((int64_t)rm.seg_begin * rows + row) * kHeadDimV + lane * kPer;
     float mx = -INFINITY;
-    for (int i = 0; i < rm.num_segs; ++i)
-      mx = fmaxf(mx, p.lse_accum[(rm.seg_begin + i) * rows + row]);
+    for (int base = 0; base < rm.num_segs; base += 32) {
+      const int i = base + lane;
+      if (i < rm.num_segs) mx = fmaxf(mx, lse_col[i * rows]);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, o));
     if (mx != -INFINITY) {
       float sum = 0.f;
-      for (int i = 0; i < rm.num_segs; ++i) sum += __expf(p.lse_accum[(rm.seg_begin + i) * rows + row] - mx);
-      const float inv = 1.f / sum;
-      for (int i = 0; i < rm.num_segs; ++i) {
-        const int64_t g = (rm.seg_begin + i) * rows + row;
-        const float w = __expf(p.lse_accum[g] - mx) * inv;
-        const float4* src = reinterpret_cast<const float4*>(p.o_accum + g * kHeadDimV) + lane * (kPer / 4);
+      for (int base = 0; base < rm.num_segs; base += 32) {
+        const int i = base + lane;
+        if (i < rm.num_segs) sum += __expf(lse_col[i * rows] - mx);
+      }
 #pragma unroll
-        for (int c = 0; c < kPer / 4; ++c) {
-          const float4 v = src[c];
-          acc[4 * c] += w * v.x;
-          acc[4 * c + 1] += w * v.y;
-          acc[4 * c + 2] += w * v.z;
-          acc[4 * c + 3] += w * v.w;
+      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffff, sum, o);
+      const float inv = 1.f / sum;
+      for (int base = 0; base < rm.num_segs; base += 32) {
+        const int i = base + lane;
+        const float w_lane = i < rm.num_segs ? __expf(lse_col[i * rows] - mx) * inv : 0.f;
+        const int n = min(32, rm.num_segs - base);
+        for (int k = 0; k < n; ++k) {
+          const float w = __shfl_sync(0xffffffff, w_lane, k);
+          const float4* src = reinterpret_cast<const float4*>(o_col + (int64_t)(base + k) * rows * kHeadDimV);
+          float4 v[kPer / 4];
+#pragma unroll
+          for (int c = 0; c < kPer / 4; ++c) v[c] = src[c];
+#pragma unroll
+          for (int c = 0; c < kPer / 4; ++c) {
+            acc[4 * c] += w * v[c].x;
+            acc[4 * c + 1] += w * v[c].y;
+            acc[4 * c + 2] += w * v[c].z;
+            acc[4 * c + 3] += w * v[c].w;
+          }
         }
       }
       lse = mx + logf(sum);
