@@ -1,5 +1,5 @@
 // Explicit instantiation of the dense decode kernels for fp16.
-#include "kernels/sm90/dense_decode/launch.cuh"
+#include "kernels/sm90/dense_decode/mma_sync_launch.cuh"
 #include "kernels/sm90/dense_decode/wgmma_launch.cuh"
 
 namespace openmla::kernels {

@@ -1,8 +1,8 @@
-// Launcher shared by the per-dtype instantiation files.
-#ifndef OPENMLA_KERNELS_SM90_DENSE_DECODE_LAUNCH_CUH_
-#define OPENMLA_KERNELS_SM90_DENSE_DECODE_LAUNCH_CUH_
+// Launcher of the mma.sync kernel, shared by the per-dtype instantiation files.
+#ifndef OPENMLA_KERNELS_SM90_DENSE_DECODE_MMA_SYNC_LAUNCH_CUH_
+#define OPENMLA_KERNELS_SM90_DENSE_DECODE_MMA_SYNC_LAUNCH_CUH_
 
-#include "kernels/sm90/dense_decode/dense_decode_kernel.cuh"
+#include "kernels/sm90/dense_decode/mma_sync_kernel.cuh"
 
 namespace openmla::kernels::dense_decode {
 
@@ -20,4 +20,4 @@ cudaError_t launch(const DenseDecodeParams& p, cudaStream_t stream) {
 
 }  // namespace openmla::kernels::dense_decode
 
-#endif  // OPENMLA_KERNELS_SM90_DENSE_DECODE_LAUNCH_CUH_
+#endif  // OPENMLA_KERNELS_SM90_DENSE_DECODE_MMA_SYNC_LAUNCH_CUH_

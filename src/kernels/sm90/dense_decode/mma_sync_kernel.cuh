@@ -7,8 +7,8 @@
 // columns), so each block is loaded once; blocks are double-buffered with
 // cp.async. Shared tiles are 16-byte-chunk XOR swizzled (chunk ^ row%8) so
 // ldmatrix is conflict-free.
-#ifndef OPENMLA_KERNELS_SM90_DENSE_DECODE_KERNEL_CUH_
-#define OPENMLA_KERNELS_SM90_DENSE_DECODE_KERNEL_CUH_
+#ifndef OPENMLA_KERNELS_SM90_DENSE_DECODE_MMA_SYNC_KERNEL_CUH_
+#define OPENMLA_KERNELS_SM90_DENSE_DECODE_MMA_SYNC_KERNEL_CUH_
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -325,4 +325,4 @@ __global__ void __launch_bounds__(kThreads, 1) dense_decode_kernel(const DenseDe
 
 }  // namespace openmla::kernels::dense_decode
 
-#endif  // OPENMLA_KERNELS_SM90_DENSE_DECODE_KERNEL_CUH_
+#endif  // OPENMLA_KERNELS_SM90_DENSE_DECODE_MMA_SYNC_KERNEL_CUH_
