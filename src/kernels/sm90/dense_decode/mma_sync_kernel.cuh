@@ -17,6 +17,7 @@
 
 #include "common/split_plan.h"
 #include "kernels/common/params.h"
+#include "kernels/common/part_cursor.cuh"
 #include "kernels/common/ptx.cuh"
 #include "kernels/sm90/dense_decode/config.h"
 
@@ -29,38 +30,6 @@ __device__ __forceinline__ int swz(int row, int chunk) {
 // Element offset of (row, chunk) in a swizzled tile of `row_chunks` chunks.
 __device__ __forceinline__ int tile_off(int row, int chunk, int row_chunks) {
   return row * row_chunks * kChunk + swz(row, chunk) * kChunk;
-}
-
-// Walks the (request, block) items of one plan part.
-struct Cursor {
-  int r, blk, end;  // end: one past the last block of r within this part
-  bool seg_start;
-};
-
-__device__ __forceinline__ int request_blocks(const int32_t* seqlens, int r) {
-  return blocks_of(seqlens[r]);
-}
-
-__device__ __forceinline__ void cursor_begin(Cursor& c, const PartMeta& pm,
-                                             const int32_t* seqlens) {
-  c.r = pm.r_begin;
-  c.blk = pm.blk_begin;
-  c.end = pm.r_begin == pm.r_end ? pm.blk_end : request_blocks(seqlens, c.r);
-  c.seg_start = true;
-}
-
-__device__ __forceinline__ void cursor_next(Cursor& c, const PartMeta& pm,
-                                            const int32_t* seqlens) {
-  if (++c.blk < c.end) {
-    c.seg_start = false;
-    return;
-  }
-  do {
-    ++c.r;
-  } while (c.r < pm.r_end && request_blocks(seqlens, c.r) == 0);
-  c.blk = 0;
-  c.end = c.r == pm.r_end ? pm.blk_end : request_blocks(seqlens, c.r);
-  c.seg_start = true;
 }
 
 template <typename T>

@@ -20,6 +20,7 @@
 
 #include "common/split_plan.h"
 #include "kernels/common/params.h"
+#include "kernels/common/part_cursor.cuh"
 #include "kernels/common/ptx.cuh"
 #include "kernels/common/wgmma.cuh"
 
@@ -57,31 +58,6 @@ constexpr int kBarWg0 = 3;     // WG0 only
 // Byte offset of (row, col) in a 128-byte-swizzled [rows][64] chunk.
 __device__ __forceinline__ uint32_t sw128(int row, int col) {
   return row * 128 + ((((col >> 3) ^ row) & 7) << 4) + (col & 7) * 2;
-}
-
-struct Cursor {
-  int r, blk, end;
-  bool seg_start;
-};
-
-__device__ __forceinline__ void cursor_begin(Cursor& c, const PartMeta& pm, const int32_t* len) {
-  c.r = pm.r_begin;
-  c.blk = pm.blk_begin;
-  c.end = pm.r_begin == pm.r_end ? pm.blk_end : blocks_of(len[c.r]);
-  c.seg_start = true;
-}
-
-__device__ __forceinline__ void cursor_next(Cursor& c, const PartMeta& pm, const int32_t* len) {
-  if (++c.blk < c.end) {
-    c.seg_start = false;
-    return;
-  }
-  do {
-    ++c.r;
-  } while (c.r < pm.r_end && blocks_of(len[c.r]) == 0);
-  c.blk = 0;
-  c.end = c.r == pm.r_end ? pm.blk_end : blocks_of(len[c.r]);
-  c.seg_start = true;
 }
 
 __device__ __forceinline__ int physical_block(const DenseDecodeParams& p, const Cursor& c) {
