@@ -48,12 +48,13 @@ openmla_status resolved_shape(const openmla_decode_shape* in, openmla_decode_sha
   return check_decode_shape(out);
 }
 
-// OPENMLA_DENSE_KERNEL=mma_sync selects the portable kernel (a cross-check
-// and a fallback to compare against); anything else is an error, not ignored.
+// OPENMLA_DENSE_KERNEL=wgmma|mma_sync selects an older kernel (cross-checks to
+// compare against); anything but those and 'seesaw' is an error, not ignored.
 int dense_kernel_variant() {
   static const int v = [] {
     const char* e = std::getenv("OPENMLA_DENSE_KERNEL");
-    if (e == nullptr || std::strcmp(e, "wgmma") == 0) return (int)kernels::kDenseWgmma;
+    if (e == nullptr || std::strcmp(e, "seesaw") == 0) return (int)kernels::kDenseSeesaw;
+    if (std::strcmp(e, "wgmma") == 0) return (int)kernels::kDenseWgmma;
     if (std::strcmp(e, "mma_sync") == 0) return (int)kernels::kDenseMmaSync;
     return -1;
   }();
@@ -162,7 +163,7 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
 
   if (dense_kernel_variant() < 0)
     return make_error(OPENMLA_ERROR_INVALID_ARGUMENT,
-                      "OPENMLA_DENSE_KERNEL: must be 'wgmma' or 'mma_sync' when set");
+                      "OPENMLA_DENSE_KERNEL: must be 'seesaw', 'wgmma' or 'mma_sync' when set");
   kernels::DenseDecodeParams p{};
   p.batch = (int)a.q.shape[0];
   p.s_q = (int)a.q.shape[1];

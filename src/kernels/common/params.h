@@ -37,9 +37,10 @@ struct DenseDecodeParams {
   int variant;        // DenseKernel
 };
 
-// Which dense decode kernel runs: the wgmma + TMA one, or the portable
-// mma.sync one (kept as a cross-check; OPENMLA_DENSE_KERNEL=mma_sync).
-enum DenseKernel { kDenseWgmma = 0, kDenseMmaSync = 1 };
+// Which dense decode kernel runs: the seesaw wgmma + TMA one, the first wgmma
+// one (one warpgroup does S and softmax), or the portable mma.sync one; the
+// last two are kept as cross-checks (OPENMLA_DENSE_KERNEL).
+enum DenseKernel { kDenseWgmma = 0, kDenseMmaSync = 1, kDenseSeesaw = 2 };
 
 enum class Dtype { kBf16, kFp16 };
 

@@ -9,3 +9,8 @@ cudaError_t launch_dense_decode<Dtype::kBf16>(const DenseDecodeParams& p, cudaSt
   return dense_decode_wgmma::launch<__nv_bfloat16>(p, p.k_num_blocks, stream);
 }
 }  // namespace openmla::kernels
+#ifdef OPENMLA_SEESAW_TRACE
+extern "C" void openmla_debug_seesaw_trace(long long* host) {
+  cudaMemcpyFromSymbol(host, openmla::kernels::dense_decode_seesaw::g_seesaw_trace, sizeof(long long) * 2 * 64 * 16);
+}
+#endif

@@ -23,6 +23,7 @@
 #include "kernels/common/part_cursor.cuh"
 #include "kernels/common/ptx.cuh"
 #include "kernels/common/wgmma.cuh"
+#include "kernels/sm90/dense_decode/tile_io.cuh"
 
 #ifndef OPENMLA_L2_PREFETCH
 #define OPENMLA_L2_PREFETCH 0  // measured: 2 and 4 slowed every shape (L2 was not the limit)
@@ -30,12 +31,10 @@
 
 namespace openmla::kernels::dense_decode_wgmma {
 
+using namespace tile_io;
+
 constexpr int kThreads = 256;
-constexpr int kTileM = kRowsPerTile;  // 64
-constexpr int kTileN = kPageBlock;    // 64
-constexpr int kChunks = kHeadDimQK / 64;  // 9 column chunks of 64 (128 bytes)
-constexpr int kChunkBytes = 64 * 128;     // 8 KB: 64 rows x 128 bytes
-constexpr int kTileBytes = kChunks * kChunkBytes;  // 73728
+constexpr int kTileN = kPageBlock;  // 64
 constexpr int kStages = 2;
 constexpr int kPrefetch = OPENMLA_L2_PREFETCH;  // blocks pulled into L2 beyond the smem stages
 
@@ -54,11 +53,6 @@ static_assert(kSmemBytes <= 232448, "over the sm_90 shared memory limit");
 constexpr int kBarPReady = 1;  // WG0 arrives, WG1 syncs: P(i), alpha(i) in smem
 constexpr int kBarPFree = 2;   // WG1 arrives, WG0 syncs: WG1 done reading P(i)
 constexpr int kBarWg0 = 3;     // WG0 only
-
-// Byte offset of (row, col) in a 128-byte-swizzled [rows][64] chunk.
-__device__ __forceinline__ uint32_t sw128(int row, int col) {
-  return row * 128 + ((((col >> 3) ^ row) & 7) << 4) + (col & 7) * 2;
-}
 
 __device__ __forceinline__ int physical_block(const DenseDecodeParams& p, const Cursor& c) {
   return p.block_table[(int64_t)c.r * p.block_table_stride + c.blk];
@@ -96,45 +90,6 @@ struct BlockStream {
     }
   }
 };
-
-template <typename T>
-__device__ __forceinline__ void load_q_tile(const DenseDecodeParams& p, unsigned char* sq, int r,
-                                            int row_tile, int kv_head, int wtid) {
-  const T* qb = static_cast<const T*>(p.q) + (int64_t)r * p.q_stride_b;
-  const uint32_t base = ptx::smem_addr(sq);
-#pragma unroll 4
-  for (int idx = wtid; idx < kTileM * kChunks * 8; idx += 128) {
-    const int m = idx / (kChunks * 8), piece = idx % (kChunks * 8);  // piece: 16-byte unit in the row
-    const int row = row_tile * kTileM + m;
-    const bool valid = row < p.rows;
-    const int s = valid ? row / p.group : 0;
-    const int h = kv_head * p.group + (valid ? row % p.group : 0);
-    const T* src = qb + (int64_t)s * p.q_stride_s + (int64_t)h * p.q_stride_h + piece * 8;
-    const int c = piece / 8, col = (piece % 8) * 8;
-    ptx::cp_async_16(base + c * kChunkBytes + sw128(m, col), valid ? src : qb, valid);
-  }
-}
-
-template <typename T>
-__device__ __forceinline__ void store_row_pair(const DenseDecodeParams& p, const float* o, int i,
-                                               float inv, int r, int s, int h, int col0,
-                                               bool direct, int seg) {
-  if (direct) {
-    T* orow = static_cast<T*>(p.out) + (int64_t)r * p.o_stride_b + (int64_t)s * p.o_stride_s +
-              (int64_t)h * p.o_stride_h;
-#pragma unroll
-    for (int j = 0; j < 32; ++j)
-      *reinterpret_cast<uint32_t*>(orow + col0 + j * 8) =
-          ptx::pack2<T>(o[j * 4 + 2 * i] * inv, o[j * 4 + 2 * i + 1] * inv);
-  } else {
-    const int64_t grow = (int64_t)seg * p.s_q * p.h_q + (int64_t)s * p.h_q + h;
-    float* orow = p.o_accum + grow * kHeadDimV;
-#pragma unroll
-    for (int j = 0; j < 32; ++j)
-      *reinterpret_cast<float2*>(orow + col0 + j * 8) =
-          make_float2(o[j * 4 + 2 * i] * inv, o[j * 4 + 2 * i + 1] * inv);
-  }
-}
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads, 1)
@@ -286,7 +241,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const bool seg_end = i + 1 == n_items || nxt.seg_start;
     const int len = p.seqlens[cur.r];
     if (cur.seg_start) {
-      load_q_tile<T>(p, sQ, cur.r, row_tile, kv_head, wtid);
+      load_q_tile<T, 128>(p, sQ, cur.r, row_tile, kv_head, wtid);
       ptx::cp_async_commit();
 #pragma unroll
       for (int k = 0; k < 2; ++k) {

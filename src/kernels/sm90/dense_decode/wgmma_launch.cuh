@@ -7,6 +7,7 @@
 
 #include <type_traits>
 
+#include "kernels/sm90/dense_decode/seesaw_kernel.cuh"
 #include "kernels/sm90/dense_decode/wgmma_kernel.cuh"
 
 namespace openmla::kernels::dense_decode_wgmma {
@@ -45,19 +46,22 @@ cudaError_t make_cache_tmap(const DenseDecodeParams& p, int64_t num_blocks, CUte
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
 }
 
+// Both TMA kernels: grid (row tiles x kv heads, parts), one CTA per SM.
 template <typename T>
 cudaError_t launch(const DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream) {
   CUtensorMap map;
   cudaError_t err = make_cache_tmap<T>(p, num_blocks, &map);
   if (err != cudaSuccess) return err;
-  err = cudaFuncSetAttribute(dense_decode_wgmma_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             kSmemBytes);
+  const bool seesaw = p.variant == kDenseSeesaw;
+  auto kernel = seesaw ? dense_decode_seesaw::dense_decode_seesaw_kernel<T> : dense_decode_wgmma_kernel<T>;
+  const int smem = seesaw ? dense_decode_seesaw::kSmemBytes : kSmemBytes;
+  err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
   dim3 grid(p.num_row_tiles * p.h_kv, p.num_parts);
   // Each cache block is read by every row tile of its kv head: keep it in L2
   // for the sibling CTAs unless nobody else reads it.
   const int evict_first = p.num_row_tiles == 1;
-  dense_decode_wgmma_kernel<T><<<grid, kThreads, kSmemBytes, stream>>>(map, p, evict_first);
+  kernel<<<grid, kThreads, smem, stream>>>(map, p, evict_first);
   return cudaGetLastError();
 }
 

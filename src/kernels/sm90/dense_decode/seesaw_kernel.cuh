@@ -1,0 +1,516 @@
+// Split-KV dense MLA decode on Hopper, "seesaw" schedule (two consumer
+// warpgroups, one output tile split by columns).
+//
+// CTA = (64-row query tile of one kv head, plan part). Blocks of a segment are
+// taken two at a time: block a in buffer A, block b in buffer B. WG0 owns
+// O[:, 0:256], WG1 owns O[:, 256:512]; both keep the same running max m.
+//   WG0: S0 = Q K_a^T, m0 = max(m, rowmax S0), P0 = exp(S0 - m0),
+//        O_L = O_L * exp(m - m0) + P0 V_aL (P0 from registers)
+//   WG1: S1 = Q K_b^T, m1 = max(m0, rowmax S1), P1 = exp(S1 - m1),
+//        O_R = O_R * exp(m - m1) + P1 V_bR (P1 from registers)
+//   WG0: P0' = P0 exp(m0 - m1) to smem;  O_L = O_L exp(m0 - m1) + P1 V_bL
+//   WG1: O_R += P0' V_aR
+// so one warpgroup's softmax runs while the other's GEMMs keep the tensor
+// cores busy. Each row's sum is split (WG0 sums P0, WG1 sums P1) and added
+// at the end of the segment.
+//
+// Only Q, A and B fit in shared memory (3 x 72 KB), so each buffer is
+// refilled in chunk groups as soon as the group's last reader retires, by the
+// warpgroup that read it last (no cross-warpgroup wait before a refill):
+//   A: rope chunk after S0 (WG0), chunks 0-3 after P0 V_aL (WG0),
+//      chunks 4-7 after P0' V_aR (WG1);
+//   B: chunks 4-7 after P1 V_bR (WG1), chunks 0-3 + rope after P1 V_bL (WG0);
+//      P1 itself lives in B's rope chunk (free once S1 retired).
+// The next S GEMM on a buffer consumes its chunks in the order they come back.
+#ifndef OPENMLA_KERNELS_SM90_DENSE_DECODE_SEESAW_KERNEL_CUH_
+#define OPENMLA_KERNELS_SM90_DENSE_DECODE_SEESAW_KERNEL_CUH_
+
+#include <cuda.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+
+#include "common/split_plan.h"
+#include "kernels/common/params.h"
+#include "kernels/common/part_cursor.cuh"
+#include "kernels/common/ptx.cuh"
+#include "kernels/common/wgmma.cuh"
+#include "kernels/sm90/dense_decode/tile_io.cuh"
+
+namespace openmla::kernels::dense_decode_seesaw {
+
+using namespace tile_io;
+
+constexpr int kThreads = 256;
+constexpr int kTileN = kPageBlock;  // 64 tokens per block
+
+constexpr int kOffQ = 0;
+constexpr int kOffA = kOffQ + kTileBytes;
+constexpr int kOffB = kOffA + kTileBytes;
+constexpr int kOffP0 = kOffB + kTileBytes;
+constexpr int kOffRows = kOffP0 + kChunkBytes;  // m0, m1, l0, l1: 64 floats each
+constexpr int kOffBar = kOffRows + 4 * kTileM * 4;
+constexpr int kNumGroups = 5;
+constexpr int kSmemUsed = kOffBar + kNumGroups * 8;
+constexpr int kSmemBytes = kSmemUsed + 1024;  // slack to align the base to 1024
+static_assert(kSmemBytes <= 232448, "over the sm_90 shared memory limit");
+
+#ifdef OPENMLA_SEESAW_TRACE
+__device__ long long g_seesaw_trace[2][64][16];
+#define TRACE(ev)                                                                          \
+  do {                                                                                     \
+    if (blockIdx.x == 0 && blockIdx.y == 0 && wtid == 0 && ia < 64)                        \
+      g_seesaw_trace[wg][ia][ev] = clock64();                                              \
+  } while (0)
+#else
+#define TRACE(ev) \
+  do {            \
+  } while (0)
+#endif
+
+// Chunk groups, one mbarrier each.
+enum Group { kGA0 = 0, kGA1 = 1, kGA2 = 2, kGB0 = 3, kGB1 = 4 };
+
+// Named barriers (0 is __syncthreads).
+constexpr int kBarM0 = 1;   // WG0 -> WG1: m0
+constexpr int kBarP1 = 2;   // WG1 -> WG0: m1, P1 in B's rope chunk, B's tail rows zeroed
+constexpr int kBarP0 = 3;   // WG0 -> WG1: P0' in sP0, A's tail rows zeroed
+constexpr int kBarWg0 = 4;  // WG0 only
+constexpr int kBarWg1 = 5;  // WG1 only
+constexpr int kBarAll = 6;  // both (segment boundaries)
+
+__device__ __forceinline__ void load_group(const CUtensorMap* tmap, unsigned char* buf, uint64_t* bar,
+                                           int g, int phys, int kv_head, uint64_t policy) {
+  const int c_begin = (g == kGA2 || g == kGB0) ? 4 : 0;
+  const int c_end = (g == kGA0) ? 0 : c_begin + 4;
+  const bool rope = g == kGA0 || g == kGB1;
+  ptx::mbar_arrive_expect_tx(bar, (c_end - c_begin + (rope ? 1 : 0)) * kChunkBytes);
+  for (int c = c_begin; c < c_end; ++c)
+    ptx::tma_load_4d(buf + c * kChunkBytes, tmap, bar, c * 64, 0, kv_head, phys, policy);
+  if (rope) ptx::tma_load_4d(buf + 8 * kChunkBytes, tmap, bar, 512, 0, kv_head, phys, policy);
+}
+
+// The part's blocks taken as pairs that never straddle a segment.
+struct PairWalk {
+  Cursor c;  // first block of the current pair
+  int left;  // items not yet consumed, this pair included
+  __device__ __forceinline__ bool has_b() const { return left >= 2 && c.blk + 1 < c.end; }
+  __device__ __forceinline__ void next(const PartMeta& pm, const int32_t* len) {
+    const int n = has_b() ? 2 : 1;
+    left -= n;
+    if (left <= 0) return;
+    cursor_next(c, pm, len);
+    if (n == 2) cursor_next(c, pm, len);
+  }
+};
+
+// Physical index of the next block each buffer receives after the pair `nx`
+// starts: A takes each pair's first block, B each pair's second. Looked up at
+// the start of a pair, used when a group of the buffer frees up.
+struct NextBlocks {
+  int a, b;  // -1: none
+  __device__ __forceinline__ void find(const DenseDecodeParams& p, const PartMeta& pm, PairWalk nx) {
+    a = nx.left > 0 ? p.block_table[(int64_t)nx.c.r * p.block_table_stride + nx.c.blk] : -1;
+    while (nx.left > 0 && !nx.has_b()) nx.next(pm, p.seqlens);
+    b = nx.left > 0 ? p.block_table[(int64_t)nx.c.r * p.block_table_stride + nx.c.blk + 1] : -1;
+  }
+};
+
+// k-steps [kBegin, kEnd) of S = Q K^T (64x64, k=576); descriptors advance by
+// the byte offset >> 4 (the address field), so each step is one add.
+template <typename T, int kBegin, int kEnd>
+__device__ __forceinline__ void s_steps(float* s, uint64_t dq, uint64_t dk, bool zero_first) {
+#pragma unroll
+  for (int kk = kBegin; kk < kEnd; ++kk) {
+    const uint64_t off = q_koff(kk) >> 4;
+    wgmma::Wgmma<64, T>::template mma<0>(s, dq + off, dk + off, (zero_first && kk == kBegin) ? 0 : 1);
+  }
+}
+
+// O (64x256) += P V for one block: P from registers (pk) or from a smem tile
+// (dp), V = 4 chunks of the block from dv, read MN-major.
+template <typename T>
+__device__ __forceinline__ void pv_rs(float* o, const uint32_t* pk, uint64_t dv) {
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) wgmma::Wgmma<256, T>::template mma_rs<1>(o, pk + 4 * kk, dv + kk * 128, 1);
+}
+template <typename T>
+__device__ __forceinline__ void pv_ss(float* o, uint64_t dp, uint64_t dv) {
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) wgmma::Wgmma<256, T>::template mma<1>(o, dp + kk * 2, dv + kk * 128, 1);
+}
+
+// Row maxima of this thread's two rows of raw scores (quad-reduced); tokens
+// at or past a row's end are set to -inf first when the block needs a mask.
+__device__ __forceinline__ void mask_rowmax(float* s, bool masked, int tok0, const int* row_end, float* mx) {
+  if (masked) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        if (tok0 + j * 8 + (e % 2) >= row_end[e / 2]) s[j * 4 + e] = -INFINITY;
+  }
+  mx[0] = mx[1] = -INFINITY;
+#pragma unroll
+  for (int j = 0; j < 8; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) mx[e / 2] = fmaxf(mx[e / 2], s[j * 4 + e]);
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {
+    mx[k] = fmaxf(mx[k], __shfl_xor_sync(0xffffffff, mx[k], 1));
+    mx[k] = fmaxf(mx[k], __shfl_xor_sync(0xffffffff, mx[k], 2));
+  }
+}
+
+// P = exp2(S * scale_log2 - u) in place, this thread's part of the row sums,
+// and P packed as the register A operand of m64k16 (pk[4 kk .. 4 kk + 3] is
+// k-step kk).
+template <typename T>
+__device__ __forceinline__ void exp_pack(float* s, float scale_log2, const float* u, float* rs, uint32_t* pk) {
+  rs[0] = rs[1] = 0.f;
+#pragma unroll
+  for (int j = 0; j < 8; ++j)
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      const float p0 = exp2f(fmaf(s[j * 4 + 2 * k], scale_log2, -u[k]));
+      const float p1 = exp2f(fmaf(s[j * 4 + 2 * k + 1], scale_log2, -u[k]));
+      s[j * 4 + 2 * k] = p0;
+      s[j * 4 + 2 * k + 1] = p1;
+      rs[k] += p0 + p1;
+      pk[j * 2 + k] = ptx::pack2<T>(p0, p1);
+    }
+}
+
+// Cache rows past the request's end may hold NaN: zero them in the V part
+// (chunks 0-7) so that P = 0 times V stays 0. S is masked regardless.
+__device__ __forceinline__ void zero_tail_rows(unsigned char* buf, int valid, int wtid) {
+  const int bad = kTileN - valid;
+  for (int idx = wtid; idx < bad * 8 * 8; idx += 128) {
+    const int t = valid + idx / 64, c = (idx / 8) % 8, piece = idx % 8;
+    *reinterpret_cast<int4*>(buf + c * kChunkBytes + t * 128 + piece * 16) = make_int4(0, 0, 0, 0);
+  }
+}
+
+// Most blocks leave the running max alone: skip the 128 multiplies then.
+__device__ __forceinline__ void scale_rows(float* o, const float* f) {
+  if (f[0] == 1.f && f[1] == 1.f) return;
+#pragma unroll
+  for (int j = 0; j < 32; ++j) {
+    o[j * 4 + 0] *= f[0];
+    o[j * 4 + 1] *= f[0];
+    o[j * 4 + 2] *= f[1];
+    o[j * 4 + 3] *= f[1];
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads, 1)
+    dense_decode_seesaw_kernel(const __grid_constant__ CUtensorMap tmap, const DenseDecodeParams p,
+                               int evict_first) {
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* smem = reinterpret_cast<unsigned char*>(
+      (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  unsigned char* sQ = smem + kOffQ;
+  unsigned char* sA = smem + kOffA;
+  unsigned char* sB = smem + kOffB;
+  unsigned char* sP0 = smem + kOffP0;
+  float* sM0 = reinterpret_cast<float*>(smem + kOffRows);
+  float* sM1 = sM0 + kTileM;
+  float* sL = sM1 + kTileM;  // [2][64]: each warpgroup's share of the row sums
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kOffBar);
+
+  const PlanHeader* hdr = static_cast<const PlanHeader*>(p.plan);
+  const PartMeta* parts = reinterpret_cast<const PartMeta*>(hdr + 1);
+  const RequestMeta* reqs = reinterpret_cast<const RequestMeta*>(parts + p.num_parts);
+  const int row_tile = blockIdx.x % p.num_row_tiles;
+  const int kv_head = blockIdx.x / p.num_row_tiles;
+  const PartMeta pm = parts[blockIdx.y];
+  const int n_items = pm.num_blocks;
+  if (hdr->error_code != kPlanOk ||
+      !plan_matches(hdr, p.batch, p.s_q, p.h_q, p.h_kv, p.num_parts) || n_items == 0) return;
+
+  const int tid = threadIdx.x;
+  // Warp-uniform by construction (shfl): ptxas sees the role branches as
+  // warpgroup-convergent and does not serialise the wgmma.
+  const int wg = __shfl_sync(0xffffffff, tid / 128, 0), wtid = tid % 128;
+  const int warp = wtid / 32, lane = tid % 32;
+  const bool issuer = wtid == 0;  // thread 0 loads for WG0, thread 128 for WG1
+
+  if (tid == 0) {
+    for (int g = 0; g < kNumGroups; ++g) ptx::mbar_init(&full[g], 1);
+    ptx::fence_mbar_init();
+  }
+  __syncthreads();
+
+  uint64_t policy;
+  if (evict_first)
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+  else
+    asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;\n" : "=l"(policy));
+
+  PairWalk pw;
+  cursor_begin(pw.c, pm, p.seqlens);
+  pw.left = n_items;
+  if (tid == 0) {
+    NextBlocks first;
+    first.find(p, pm, pw);
+    for (int g = kGA0; g <= kGA2; ++g) load_group(&tmap, sA, &full[g], g, first.a, kv_head, policy);
+    if (first.b >= 0)
+      for (int g = kGB0; g <= kGB1; ++g) load_group(&tmap, sB, &full[g], g, first.b, kv_head, policy);
+  }
+
+  constexpr uint32_t kSbo = 1024, kLboK = 16, kLboV = kChunkBytes;
+  const uint64_t dQ = wgmma::desc_sw128(ptx::smem_addr(sQ), kLboK, kSbo);
+  const uint64_t dA = wgmma::desc_sw128(ptx::smem_addr(sA), kLboK, kSbo);
+  const uint64_t dB = wgmma::desc_sw128(ptx::smem_addr(sB), kLboK, kSbo);
+  const uint64_t dP0 = wgmma::desc_sw128(ptx::smem_addr(sP0), kLboK, kSbo);
+  const uint64_t dP1 = dB + ((8 * kChunkBytes) >> 4);  // P1 lives in B's rope chunk
+  const uint64_t dAv = wgmma::desc_sw128(ptx::smem_addr(sA), kLboV, kSbo);
+  const uint64_t dBv = wgmma::desc_sw128(ptx::smem_addr(sB), kLboV, kSbo);
+  constexpr uint64_t kRightHalf = (4 * kChunkBytes) >> 4;  // V columns 256..511
+  const int lr[2] = {warp * 16 + lane / 4, warp * 16 + lane / 4 + 8};
+
+  float o[128];
+#pragma unroll
+  for (int j = 0; j < 128; ++j) o[j] = 0.f;
+  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
+  int row_end[2] = {0, 0};
+  int mask_from = 0;  // blocks ending past this token need the mask
+  int seg = pm.seg_begin;
+  uint32_t ia = 0, ib = 0;  // blocks consumed from A and B (mbarrier parity)
+
+  while (pw.left > 0) {
+    const Cursor c = pw.c;
+    const bool has_b = pw.has_b();
+    PairWalk nx = pw;
+    nx.next(pm, p.seqlens);
+    const bool seg_end = nx.left <= 0 || nx.c.seg_start;
+    const int len = p.seqlens[c.r];
+    NextBlocks next;
+    if (issuer) next.find(p, pm, nx);
+
+    if (c.seg_start) {
+      load_q_tile<T, kThreads>(p, sQ, c.r, row_tile, kv_head, tid);
+      ptx::cp_async_commit();
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        const int row = row_tile * kTileM + lr[k];
+        const int sq = row < p.rows ? row / p.group : 0;
+        row_end[k] = p.causal ? min(len, len - p.s_q + sq + 1) : len;
+        m_run[k] = -INFINITY;
+        l_run[k] = 0.f;
+      }
+      const int sq_min = (row_tile * kTileM) / p.group;
+      mask_from = p.causal ? min(len, len - p.s_q + sq_min + 1) : len;
+      ptx::cp_async_wait<0>();
+      ptx::fence_proxy_async();
+      ptx::named_sync(kBarAll, kThreads);
+    }
+
+    float s[32];
+    float m_new[2];  // m1: the running max after this pair
+    TRACE(0);
+    if (wg == 0) {
+      // ---- WG0: S0 on block a, in the order A's groups come back ----
+      const uint32_t par = ia & 1;
+      wgmma::fence();
+      ptx::mbar_wait(&full[kGA0], par);
+      TRACE(1);
+      s_steps<T, 32, 36>(s, dQ, dA, true);
+      ptx::mbar_wait(&full[kGA1], par);
+      TRACE(2);
+      s_steps<T, 0, 16>(s, dQ, dA, false);
+      ptx::mbar_wait(&full[kGA2], par);
+      TRACE(3);
+      s_steps<T, 16, 32>(s, dQ, dA, false);
+      wgmma::commit();
+      wgmma::wait<0>();
+      wgmma::fence_regs<32>(s);
+      TRACE(4);
+      if (issuer && next.a >= 0) load_group(&tmap, sA, &full[kGA0], kGA0, next.a, kv_head, policy);
+
+      float mx[2], u0[2], scale0[2], rs[2];
+      mask_rowmax(s, (c.blk + 1) * kTileN > mask_from, c.blk * kTileN + 2 * (lane % 4), row_end, mx);
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        const float m0 = fmaxf(m_run[k], mx[k] * p.scale_log2);
+        u0[k] = m0 == -INFINITY ? 0.f : m0;
+        scale0[k] = exp2f(m_run[k] - u0[k]);
+        m_new[k] = m0;
+        if (lane % 4 == 0) sM0[lr[k]] = m0;
+      }
+      ptx::named_arrive(kBarM0, kThreads);
+      TRACE(5);
+
+      uint32_t pa[16];
+      exp_pack<T>(s, p.scale_log2, u0, rs, pa);
+#pragma unroll
+      for (int k = 0; k < 2; ++k) l_run[k] = l_run[k] * scale0[k] + rs[k];
+      const int valid = len - c.blk * kTileN;
+      if (valid < kTileN) {
+        zero_tail_rows(sA, valid, wtid);
+        ptx::fence_proxy_async();
+        ptx::named_sync(kBarWg0, 128);
+      }
+      scale_rows(o, scale0);
+      wgmma::fence();
+      pv_rs<T>(o, pa, dAv);
+      wgmma::commit();
+      TRACE(6);
+
+      // m1 and P1 from WG1; P0 rescaled to m1 for WG1's half of V_a.
+      ptx::named_sync(kBarP1, kThreads);
+      TRACE(7);
+      float scale1[2];
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        const float m1 = sM1[lr[k]];
+        const float u1 = m1 == -INFINITY ? 0.f : m1;
+        scale1[k] = exp2f(m_new[k] - u1);
+        m_new[k] = m1;
+      }
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int k = 0; k < 2; ++k)
+          *reinterpret_cast<uint32_t*>(sP0 + sw128(lr[k], j * 8 + 2 * (lane % 4))) =
+              ptx::pack2<T>(s[j * 4 + 2 * k] * scale1[k], s[j * 4 + 2 * k + 1] * scale1[k]);
+      ptx::fence_proxy_async();
+      ptx::named_arrive(kBarP0, kThreads);
+      TRACE(8);
+
+      wgmma::wait<0>();
+      wgmma::fence_regs<128>(o);
+      TRACE(9);
+      if (issuer && next.a >= 0) load_group(&tmap, sA, &full[kGA1], kGA1, next.a, kv_head, policy);
+      scale_rows(o, scale1);
+#pragma unroll
+      for (int k = 0; k < 2; ++k) l_run[k] *= scale1[k];
+      if (has_b) {
+        wgmma::fence();
+        pv_ss<T>(o, dP1, dBv);
+        wgmma::commit();
+        wgmma::wait<0>();
+        wgmma::fence_regs<128>(o);
+        TRACE(10);
+        if (issuer && next.b >= 0) load_group(&tmap, sB, &full[kGB1], kGB1, next.b, kv_head, policy);
+      }
+    } else {
+      // ---- WG1: S1 on block b, in the order B's groups come back ----
+      if (has_b) {
+        const uint32_t par = ib & 1;
+        wgmma::fence();
+        ptx::mbar_wait(&full[kGB0], par);
+        TRACE(1);
+        s_steps<T, 16, 32>(s, dQ, dB, true);
+        ptx::mbar_wait(&full[kGB1], par);
+        TRACE(2);
+        s_steps<T, 0, 16>(s, dQ, dB, false);
+        s_steps<T, 32, 36>(s, dQ, dB, false);
+        wgmma::commit();
+        wgmma::wait<0>();
+        wgmma::fence_regs<32>(s);
+        TRACE(3);
+      }
+      ptx::named_sync(kBarM0, kThreads);
+      TRACE(4);
+      float mx[2] = {-INFINITY, -INFINITY};
+      if (has_b)
+        mask_rowmax(s, (c.blk + 2) * kTileN > mask_from, (c.blk + 1) * kTileN + 2 * (lane % 4), row_end, mx);
+      float u1[2], factor[2];
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        const float m1 = fmaxf(sM0[lr[k]], mx[k] * p.scale_log2);
+        u1[k] = m1 == -INFINITY ? 0.f : m1;
+        factor[k] = exp2f(m_run[k] - u1[k]);
+        m_new[k] = m1;
+        if (lane % 4 == 0) sM1[lr[k]] = m1;
+      }
+      uint32_t pb[16];
+      const int valid = len - (c.blk + 1) * kTileN;
+      if (has_b) {
+        float rs[2];
+        exp_pack<T>(s, p.scale_log2, u1, rs, pb);
+#pragma unroll
+        for (int k = 0; k < 2; ++k) l_run[k] = l_run[k] * factor[k] + rs[k];
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+          for (int k = 0; k < 2; ++k)
+            *reinterpret_cast<uint32_t*>(sB + 8 * kChunkBytes + sw128(lr[k], j * 8 + 2 * (lane % 4))) =
+                pb[j * 2 + k];
+        if (valid < kTileN) zero_tail_rows(sB, valid, wtid);
+        ptx::fence_proxy_async();
+      } else {
+#pragma unroll
+        for (int k = 0; k < 2; ++k) l_run[k] *= factor[k];
+      }
+      ptx::named_arrive(kBarP1, kThreads);
+      TRACE(5);
+      if (has_b && valid < kTileN) ptx::named_sync(kBarWg1, 128);
+
+      scale_rows(o, factor);
+      wgmma::fence();
+      if (has_b) {
+        pv_rs<T>(o, pb, dBv + kRightHalf);
+        wgmma::commit();
+      }
+      TRACE(6);
+      ptx::named_sync(kBarP0, kThreads);
+      TRACE(7);
+      pv_ss<T>(o, dP0, dAv + kRightHalf);
+      wgmma::commit();
+      if (has_b) {
+        wgmma::wait<1>();
+        TRACE(8);
+        if (issuer && next.b >= 0) load_group(&tmap, sB, &full[kGB0], kGB0, next.b, kv_head, policy);
+      }
+      wgmma::wait<0>();
+      wgmma::fence_regs<128>(o);
+      TRACE(9);
+      if (issuer && next.a >= 0) load_group(&tmap, sA, &full[kGA2], kGA2, next.a, kv_head, policy);
+    }
+#pragma unroll
+    for (int k = 0; k < 2; ++k) m_run[k] = m_new[k];
+    ++ia;
+    if (has_b) ++ib;
+
+    if (seg_end) {
+      float l_tot[2];
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        float l = l_run[k];
+        l += __shfl_xor_sync(0xffffffff, l, 1);
+        l += __shfl_xor_sync(0xffffffff, l, 2);
+        if (lane % 4 == 0) sL[wg * kTileM + lr[k]] = l;
+      }
+      ptx::named_sync(kBarAll, kThreads);
+#pragma unroll
+      for (int k = 0; k < 2; ++k) l_tot[k] = sL[lr[k]] + sL[kTileM + lr[k]];
+      const bool direct = reqs[c.r].num_segs == 1;
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        const int row = row_tile * kTileM + lr[k];
+        if (row >= p.rows) continue;
+        const bool empty_row = m_run[k] == -INFINITY;
+        const float inv = empty_row ? 0.f : 1.f / l_tot[k];
+        const int sq = row / p.group, h = kv_head * p.group + row % p.group;
+        store_row_pair<T>(p, o, k, inv, c.r, sq, h, wg * 256 + 2 * (lane % 4), direct, seg);
+        if (wg == 0 && lane % 4 == 0) {
+          const float lse = empty_row ? -INFINITY : (m_run[k] + log2f(l_tot[k])) * 0.69314718055994530942f;
+          if (direct)
+            p.lse[(int64_t)c.r * p.lse_stride_b + (int64_t)h * p.lse_stride_h + sq] = empty_row ? INFINITY : lse;
+          else
+            p.lse_accum[(int64_t)seg * p.s_q * p.h_q + (int64_t)sq * p.h_q + h] = lse;
+        }
+      }
+      ++seg;  // o restarts from the next segment's zero scale factor
+    }
+    pw = nx;
+  }
+}
+
+}  // namespace openmla::kernels::dense_decode_seesaw
+
+#endif  // OPENMLA_KERNELS_SM90_DENSE_DECODE_SEESAW_KERNEL_CUH_
