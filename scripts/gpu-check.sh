@@ -33,7 +33,7 @@ if has build; then
   else
     note "build: FAILED"; tail -40 "$OUT_DIR/build.log"; exit 1
   fi
-  grep -A2 "dense_decode_kernel" "$OUT_DIR/build.log" | grep -E "registers|spill" | sort -u | sed 's/^/ptxas: /' | tee -a "$summary"
+  grep -A2 -E "dense_decode_(seesaw_|wgmma_)?kernel" "$OUT_DIR/build.log" | grep -E "registers|spill" | sort -u | sed 's/^/ptxas: /' | tee -a "$summary"
   lib="$BUILD_DIR/libopenmla.a"
   if command -v cuobjdump >/dev/null && [ -f "$lib" ]; then
     cuobjdump --dump-sass "$lib" > "$BUILD_DIR/sass.txt" 2>/dev/null

@@ -80,15 +80,20 @@ constexpr int kBarWg0 = 4;  // WG0 only
 constexpr int kBarWg1 = 5;  // WG1 only
 constexpr int kBarAll = 6;  // both (segment boundaries)
 
-__device__ __forceinline__ void load_group(const CUtensorMap* tmap, unsigned char* buf, uint64_t* bar,
-                                           int g, int phys, int kv_head, uint64_t policy) {
+// One TMA per 4-chunk run (map4) and one for the rope chunk (map1).
+struct CacheMaps {
+  const CUtensorMap* map4;
+  const CUtensorMap* map1;
+};
+
+__device__ __forceinline__ void load_group(const CacheMaps& maps, unsigned char* buf, uint64_t* bar, int g,
+                                           int phys, int kv_head, uint64_t policy) {
+  const bool run = g != kGA0;
   const int c_begin = (g == kGA2 || g == kGB0) ? 4 : 0;
-  const int c_end = (g == kGA0) ? 0 : c_begin + 4;
   const bool rope = g == kGA0 || g == kGB1;
-  ptx::mbar_arrive_expect_tx(bar, (c_end - c_begin + (rope ? 1 : 0)) * kChunkBytes);
-  for (int c = c_begin; c < c_end; ++c)
-    ptx::tma_load_4d(buf + c * kChunkBytes, tmap, bar, c * 64, 0, kv_head, phys, policy);
-  if (rope) ptx::tma_load_4d(buf + 8 * kChunkBytes, tmap, bar, 512, 0, kv_head, phys, policy);
+  ptx::mbar_arrive_expect_tx(bar, ((run ? 4 : 0) + (rope ? 1 : 0)) * kChunkBytes);
+  if (run) ptx::tma_load_5d(buf + c_begin * kChunkBytes, maps.map4, bar, 0, 0, c_begin, kv_head, phys, policy);
+  if (rope) ptx::tma_load_5d(buf + 8 * kChunkBytes, maps.map1, bar, 0, 0, 8, kv_head, phys, policy);
 }
 
 // The part's blocks taken as pairs that never straddle a segment.
@@ -206,8 +211,8 @@ __device__ __forceinline__ void scale_rows(float* o, const float* f) {
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads, 1)
-    dense_decode_seesaw_kernel(const __grid_constant__ CUtensorMap tmap, const DenseDecodeParams p,
-                               int evict_first) {
+    dense_decode_seesaw_kernel(const __grid_constant__ CUtensorMap map4, const __grid_constant__ CUtensorMap map1,
+                               const DenseDecodeParams p, int evict_first) {
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem = reinterpret_cast<unsigned char*>(
       (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
@@ -237,6 +242,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int warp = wtid / 32, lane = tid % 32;
   const bool issuer = wtid == 0;  // thread 0 loads for WG0, thread 128 for WG1
 
+  const CacheMaps maps{&map4, &map1};
+  if (issuer) {
+    ptx::prefetch_tensormap(&map4);
+    ptx::prefetch_tensormap(&map1);
+  }
   if (tid == 0) {
     for (int g = 0; g < kNumGroups; ++g) ptx::mbar_init(&full[g], 1);
     ptx::fence_mbar_init();
@@ -255,9 +265,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (tid == 0) {
     NextBlocks first;
     first.find(p, pm, pw);
-    for (int g = kGA0; g <= kGA2; ++g) load_group(&tmap, sA, &full[g], g, first.a, kv_head, policy);
+    for (int g = kGA0; g <= kGA2; ++g) load_group(maps, sA, &full[g], g, first.a, kv_head, policy);
     if (first.b >= 0)
-      for (int g = kGB0; g <= kGB1; ++g) load_group(&tmap, sB, &full[g], g, first.b, kv_head, policy);
+      for (int g = kGB0; g <= kGB1; ++g) load_group(maps, sB, &full[g], g, first.b, kv_head, policy);
   }
 
   constexpr uint32_t kSbo = 1024, kLboK = 16, kLboV = kChunkBytes;
@@ -328,7 +338,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::wait<0>();
       wgmma::fence_regs<32>(s);
       TRACE(4);
-      if (issuer && next.a >= 0) load_group(&tmap, sA, &full[kGA0], kGA0, next.a, kv_head, policy);
+      if (issuer && next.a >= 0) load_group(maps, sA, &full[kGA0], kGA0, next.a, kv_head, policy);
 
       float mx[2], u0[2], scale0[2], rs[2];
       mask_rowmax(s, (c.blk + 1) * kTileN > mask_from, c.blk * kTileN + 2 * (lane % 4), row_end, mx);
@@ -383,7 +393,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::wait<0>();
       wgmma::fence_regs<128>(o);
       TRACE(9);
-      if (issuer && next.a >= 0) load_group(&tmap, sA, &full[kGA1], kGA1, next.a, kv_head, policy);
+      if (issuer && next.a >= 0) load_group(maps, sA, &full[kGA1], kGA1, next.a, kv_head, policy);
       scale_rows(o, scale1);
 #pragma unroll
       for (int k = 0; k < 2; ++k) l_run[k] *= scale1[k];
@@ -394,7 +404,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         wgmma::wait<0>();
         wgmma::fence_regs<128>(o);
         TRACE(10);
-        if (issuer && next.b >= 0) load_group(&tmap, sB, &full[kGB1], kGB1, next.b, kv_head, policy);
+        if (issuer && next.b >= 0) load_group(maps, sB, &full[kGB1], kGB1, next.b, kv_head, policy);
       }
     } else {
       // ---- WG1: S1 on block b, in the order B's groups come back ----
@@ -464,12 +474,12 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (has_b) {
         wgmma::wait<1>();
         TRACE(8);
-        if (issuer && next.b >= 0) load_group(&tmap, sB, &full[kGB0], kGB0, next.b, kv_head, policy);
+        if (issuer && next.b >= 0) load_group(maps, sB, &full[kGB0], kGB0, next.b, kv_head, policy);
       }
       wgmma::wait<0>();
       wgmma::fence_regs<128>(o);
       TRACE(9);
-      if (issuer && next.a >= 0) load_group(&tmap, sA, &full[kGA2], kGA2, next.a, kv_head, policy);
+      if (issuer && next.a >= 0) load_group(maps, sA, &full[kGA2], kGA2, next.a, kv_head, policy);
     }
 #pragma unroll
     for (int k = 0; k < 2; ++k) m_run[k] = m_new[k];

@@ -47,21 +47,52 @@ cudaError_t make_cache_tmap(const DenseDecodeParams& p, int64_t num_blocks, CUte
 }
 
 // Both TMA kernels: grid (row tiles x kv heads, parts), one CTA per SM.
+// The same cache as a 5-D tensor (dim in chunk, token, chunk, head, block):
+// one box of `chunks` x 64 x 64 lands as `chunks` consecutive swizzled 8 KB
+// chunks, so a group of chunks costs one TMA instruction, not one per chunk.
+template <typename T>
+cudaError_t make_chunked_cache_tmap(const DenseDecodeParams& p, int64_t num_blocks, int chunks, CUtensorMap* map) {
+  auto fn = encode_fn();
+  if (fn == nullptr) return cudaErrorNotSupported;
+  const CUtensorMapDataType dt =
+      std::is_same<T, __half>::value ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  cuuint64_t dims[5] = {64, (cuuint64_t)kPageBlock, (cuuint64_t)(kHeadDimQK / 64), (cuuint64_t)p.h_kv,
+                        (cuuint64_t)num_blocks};
+  cuuint64_t strides[4] = {(cuuint64_t)p.k_stride_token * sizeof(T), 64 * sizeof(T),
+                           (cuuint64_t)p.k_stride_head * sizeof(T), (cuuint64_t)p.k_stride_block * sizeof(T)};
+  cuuint32_t box[5] = {64, (cuuint32_t)kPageBlock, (cuuint32_t)chunks, 1, 1};
+  cuuint32_t elem_strides[5] = {1, 1, 1, 1, 1};
+  CUresult r = fn(map, dt, 5, const_cast<void*>(p.k_cache), dims, strides, box, elem_strides,
+                  CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                  CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
+}
+
 template <typename T>
 cudaError_t launch(const DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream) {
-  CUtensorMap map;
-  cudaError_t err = make_cache_tmap<T>(p, num_blocks, &map);
-  if (err != cudaSuccess) return err;
   const bool seesaw = p.variant == kDenseSeesaw;
-  auto kernel = seesaw ? dense_decode_seesaw::dense_decode_seesaw_kernel<T> : dense_decode_wgmma_kernel<T>;
   const int smem = seesaw ? dense_decode_seesaw::kSmemBytes : kSmemBytes;
-  err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  cudaError_t err =
+      seesaw ? cudaFuncSetAttribute(dense_decode_seesaw::dense_decode_seesaw_kernel<T>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, smem)
+             : cudaFuncSetAttribute(dense_decode_wgmma_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
   dim3 grid(p.num_row_tiles * p.h_kv, p.num_parts);
   // Each cache block is read by every row tile of its kv head: keep it in L2
   // for the sibling CTAs unless nobody else reads it.
   const int evict_first = p.num_row_tiles == 1;
-  kernel<<<grid, kThreads, smem, stream>>>(map, p, evict_first);
+  if (seesaw) {
+    CUtensorMap map4, map1;
+    err = make_chunked_cache_tmap<T>(p, num_blocks, 4, &map4);
+    if (err == cudaSuccess) err = make_chunked_cache_tmap<T>(p, num_blocks, 1, &map1);
+    if (err != cudaSuccess) return err;
+    dense_decode_seesaw::dense_decode_seesaw_kernel<T><<<grid, kThreads, smem, stream>>>(map4, map1, p, evict_first);
+  } else {
+    CUtensorMap map;
+    err = make_cache_tmap<T>(p, num_blocks, &map);
+    if (err != cudaSuccess) return err;
+    dense_decode_wgmma_kernel<T><<<grid, kThreads, smem, stream>>>(map, p, evict_first);
+  }
   return cudaGetLastError();
 }
 
