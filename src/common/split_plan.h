@@ -30,7 +30,10 @@ constexpr int kRowsPerTile = 64;  // query rows (s_q x heads of one kv head) per
 // A part costs a Q load and, when it splits a request, a 64x512 fp32 partial
 // written and read back; below this many blocks a split costs more than it
 // saves, so small batches use fewer parts.
-constexpr int kMinBlocksPerPart = 4;
+#ifndef OPENMLA_MIN_BLOCKS_PER_PART
+#define OPENMLA_MIN_BLOCKS_PER_PART 4
+#endif
+constexpr int kMinBlocksPerPart = OPENMLA_MIN_BLOCKS_PER_PART;
 
 // Error codes recorded by the planner (PlanHeader::error_code).
 constexpr int kPlanOk = 0;
@@ -84,7 +87,9 @@ OPENMLA_HD inline int num_plan_parts(int num_sms, int s_q, int h_q, int h_kv) {
   return p < 1 ? 1 : p;
 }
 
-// Workspace layout: [plan | o_accum f32 | lse_accum f32], 256-byte aligned.
+// Workspace layout: [plan | o_accum f32 | lse_accum f32], 256-byte aligned;
+// o_accum holds [max_segments][h_kv * row tiles][64 x 512], lse_accum
+// [max_segments][s_q * h_q].
 struct WorkspaceLayout {
   size_t part_offset, request_offset, plan_bytes;
   size_t o_accum_offset, lse_accum_offset, total_bytes;
@@ -100,9 +105,11 @@ OPENMLA_HD inline WorkspaceLayout workspace_layout(int batch, int s_q, int h_q, 
   w.request_offset = w.part_offset + sizeof(PartMeta) * (size_t)w.num_parts;
   w.plan_bytes = align_up(w.request_offset + sizeof(RequestMeta) * (size_t)batch, 256);
   size_t rows = (size_t)s_q * h_q;
+  // Partials are stored per 64-row tile (src/kernels/common/partials.cuh).
+  size_t tile_rows = (size_t)num_row_tiles(s_q, h_q, h_kv) * h_kv * kRowsPerTile;
   w.o_accum_offset = w.plan_bytes;
   w.lse_accum_offset =
-      w.o_accum_offset + align_up((size_t)w.max_segments * rows * kHeadDimV * 4, 256);
+      w.o_accum_offset + align_up((size_t)w.max_segments * tile_rows * kHeadDimV * 4, 256);
   w.total_bytes = w.lse_accum_offset + align_up((size_t)w.max_segments * rows * 4, 256);
   return w;
 }

@@ -24,7 +24,7 @@ struct DenseDecodeParams {
   int64_t lse_stride_b, lse_stride_h;  // the s_q dim is contiguous
 
   const void* plan;  // PlanHeader | PartMeta[num_parts] | RequestMeta[batch]
-  float* o_accum;    // [max_segments, s_q * h_q, 512]
+  float* o_accum;    // [max_segments, h_kv * num_row_tiles, 64 x 512] (kernels/common/partials.cuh)
   float* lse_accum;  // [max_segments, s_q * h_q]
 
   int batch, s_q, h_q, h_kv;

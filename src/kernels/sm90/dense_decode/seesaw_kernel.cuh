@@ -63,9 +63,17 @@ __device__ long long g_seesaw_trace[2][64][16];
     if (blockIdx.x == 0 && blockIdx.y == 0 && wtid == 0 && ia < 64)                        \
       g_seesaw_trace[wg][ia][ev] = clock64();                                              \
   } while (0)
+#define TRACE_AT(slot, ev)                                                                 \
+  do {                                                                                     \
+    if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x % 128 == 0)                      \
+      g_seesaw_trace[threadIdx.x / 128][slot][ev] = clock64();                             \
+  } while (0)
 #else
 #define TRACE(ev) \
   do {            \
+  } while (0)
+#define TRACE_AT(slot, ev) \
+  do {                     \
   } while (0)
 #endif
 
@@ -213,6 +221,7 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads, 1)
     dense_decode_seesaw_kernel(const __grid_constant__ CUtensorMap map4, const __grid_constant__ CUtensorMap map1,
                                const DenseDecodeParams p, int evict_first) {
+  TRACE_AT(0, 15);
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem = reinterpret_cast<unsigned char*>(
       (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
@@ -287,6 +296,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
   int row_end[2] = {0, 0};
   int mask_from = 0;  // blocks ending past this token need the mask
+  bool direct = false;  // this segment is its request's only one: write the output itself
   int seg = pm.seg_begin;
   uint32_t ia = 0, ib = 0;  // blocks consumed from A and B (mbarrier parity)
 
@@ -301,6 +311,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (issuer) next.find(p, pm, nx);
 
     if (c.seg_start) {
+      direct = reqs[c.r].num_segs == 1;  // read now, used at the segment's end
       load_q_tile<T, kThreads>(p, sQ, c.r, row_tile, kv_head, tid);
       ptx::cp_async_commit();
 #pragma unroll
@@ -316,6 +327,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       ptx::cp_async_wait<0>();
       ptx::fence_proxy_async();
       ptx::named_sync(kBarAll, kThreads);
+      TRACE(11);
     }
 
     float s[32];
@@ -498,15 +510,17 @@ __global__ void __launch_bounds__(kThreads, 1)
       ptx::named_sync(kBarAll, kThreads);
 #pragma unroll
       for (int k = 0; k < 2; ++k) l_tot[k] = sL[lr[k]] + sL[kTileM + lr[k]];
-      const bool direct = reqs[c.r].num_segs == 1;
+      float inv[2];
+#pragma unroll
+      for (int k = 0; k < 2; ++k) inv[k] = m_run[k] == -INFINITY ? 0.f : 1.f / l_tot[k];
+      if (!direct) store_partial(partial_tile(p, seg, blockIdx.x), o, inv, tid, p.rows - row_tile * kTileM);
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
         const int row = row_tile * kTileM + lr[k];
         if (row >= p.rows) continue;
         const bool empty_row = m_run[k] == -INFINITY;
-        const float inv = empty_row ? 0.f : 1.f / l_tot[k];
         const int sq = row / p.group, h = kv_head * p.group + row % p.group;
-        store_row_pair<T>(p, o, k, inv, c.r, sq, h, wg * 256 + 2 * (lane % 4), direct, seg);
+        if (direct) store_out_row<T>(p, o, k, inv[k], c.r, sq, h, wg * 256 + 2 * (lane % 4));
         if (wg == 0 && lane % 4 == 0) {
           const float lse = empty_row ? -INFINITY : (m_run[k] + log2f(l_tot[k])) * 0.69314718055994530942f;
           if (direct)
@@ -516,6 +530,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
       }
       ++seg;  // o restarts from the next segment's zero scale factor
+      TRACE_AT(ia - 1, 12);
     }
     pw = nx;
   }

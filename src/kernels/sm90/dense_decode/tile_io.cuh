@@ -7,6 +7,7 @@
 
 #include "common/split_plan.h"
 #include "kernels/common/params.h"
+#include "kernels/common/partials.cuh"
 #include "kernels/common/ptx.cuh"
 
 namespace openmla::kernels::tile_io {
@@ -26,45 +27,59 @@ __device__ __forceinline__ uint32_t q_koff(int kk) { return (kk / 4) * kChunkByt
 
 // Q rows of one row tile into smem (cp.async, rows past p.rows zero-filled);
 // kThreadsLoading threads take part, t is this thread's index among them.
+// Each warp takes whole rows and its lanes consecutive 16-byte pieces of a
+// row, so a row's (s, h) is worked out once per row, not once per piece (the
+// divisions made this loop cost several microseconds per tile).
 template <typename T, int kThreadsLoading>
 __device__ __forceinline__ void load_q_tile(const DenseDecodeParams& p, unsigned char* sq, int r,
                                             int row_tile, int kv_head, int t) {
+  constexpr int kWarpsLoading = kThreadsLoading / 32;
+  constexpr int kRowsPerWarp = kTileM / kWarpsLoading;
+  constexpr int kPieces = kChunks * 8;  // 16-byte pieces in a 576-wide row
   const T* qb = static_cast<const T*>(p.q) + (int64_t)r * p.q_stride_b;
   const uint32_t base = ptx::smem_addr(sq);
-#pragma unroll 4
-  for (int idx = t; idx < kTileM * kChunks * 8; idx += kThreadsLoading) {
-    const int m = idx / (kChunks * 8), piece = idx % (kChunks * 8);  // piece: 16-byte unit in the row
+  const int warp = t / 32, lane = t % 32;
+#pragma unroll 2
+  for (int i = 0; i < kRowsPerWarp; ++i) {
+    const int m = warp * kRowsPerWarp + i;
     const int row = row_tile * kTileM + m;
     const bool valid = row < p.rows;
     const int s = valid ? row / p.group : 0;
-    const int h = kv_head * p.group + (valid ? row % p.group : 0);
-    const T* src = qb + (int64_t)s * p.q_stride_s + (int64_t)h * p.q_stride_h + piece * 8;
-    const int c = piece / 8, col = (piece % 8) * 8;
-    ptx::cp_async_16(base + c * kChunkBytes + sw128(m, col), valid ? src : qb, valid);
+    const int h = kv_head * p.group + (valid ? row - s * p.group : 0);
+    const T* src = valid ? qb + (int64_t)s * p.q_stride_s + (int64_t)h * p.q_stride_h : qb;
+#pragma unroll
+    for (int k = 0; k < (kPieces + 31) / 32; ++k) {
+      const int piece = lane + 32 * k;
+      if (piece < kPieces)
+        ptx::cp_async_16(base + (piece / 8) * kChunkBytes + sw128(m, (piece % 8) * 8),
+                         valid ? src + piece * 8 : qb, valid);
+    }
   }
 }
 
 // One of this thread's two accumulator rows (i), 256 columns from col0 with
-// stride 8, scaled by inv: to the output (direct) or to the fp32 partials.
+// stride 8, scaled by inv, to the output row (r, s, h).
 template <typename T>
-__device__ __forceinline__ void store_row_pair(const DenseDecodeParams& p, const float* o, int i,
-                                               float inv, int r, int s, int h, int col0,
-                                               bool direct, int seg) {
-  if (direct) {
-    T* orow = static_cast<T*>(p.out) + (int64_t)r * p.o_stride_b + (int64_t)s * p.o_stride_s +
-              (int64_t)h * p.o_stride_h;
+__device__ __forceinline__ void store_out_row(const DenseDecodeParams& p, const float* o, int i, float inv,
+                                              int r, int s, int h, int col0) {
+  T* orow = static_cast<T*>(p.out) + (int64_t)r * p.o_stride_b + (int64_t)s * p.o_stride_s +
+            (int64_t)h * p.o_stride_h;
 #pragma unroll
-    for (int j = 0; j < 32; ++j)
-      *reinterpret_cast<uint32_t*>(orow + col0 + j * 8) =
-          ptx::pack2<T>(o[j * 4 + 2 * i] * inv, o[j * 4 + 2 * i + 1] * inv);
-  } else {
-    const int64_t grow = (int64_t)seg * p.s_q * p.h_q + (int64_t)s * p.h_q + h;
-    float* orow = p.o_accum + grow * kHeadDimV;
+  for (int j = 0; j < 32; ++j)
+    *reinterpret_cast<uint32_t*>(orow + col0 + j * 8) =
+        ptx::pack2<T>(o[j * 4 + 2 * i] * inv, o[j * 4 + 2 * i + 1] * inv);
+}
+
+// This thread's share of a wgmma output tile (both rows, 256 columns) as
+// fp32 partials, row k scaled by inv[k] (partials.cuh: t = threadIdx.x).
+// Warps whose 16 rows are all past the tile's last row store nothing.
+__device__ __forceinline__ void store_partial(float* tile, const float* o, const float* inv, int t,
+                                              int rows_in_tile) {
+  if (((t % 128) / 32) * 16 >= rows_in_tile) return;
+  float4* dst = reinterpret_cast<float4*>(tile) + t;
 #pragma unroll
-    for (int j = 0; j < 32; ++j)
-      *reinterpret_cast<float2*>(orow + col0 + j * 8) =
-          make_float2(o[j * 4 + 2 * i] * inv, o[j * 4 + 2 * i + 1] * inv);
-  }
+  for (int q = 0; q < 32; ++q)
+    dst[q * 256] = make_float4(o[4 * q] * inv[0], o[4 * q + 1] * inv[0], o[4 * q + 2] * inv[1], o[4 * q + 3] * inv[1]);
 }
 
 }  // namespace openmla::kernels::tile_io

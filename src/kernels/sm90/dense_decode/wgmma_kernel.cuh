@@ -209,15 +209,16 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
       if (seg_end) {
         const bool direct = reqs[cur.r].num_segs == 1;
+        float inv[2];
+#pragma unroll
+        for (int k = 0; k < 2; ++k) inv[k] = m[k] == -INFINITY ? 0.f : 1.f / l[k];
+        if (!direct) store_partial(partial_tile(p, seg, blockIdx.x), o, inv, tid, p.rows - row_tile * kTileM);
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
           const int row = row_tile * kTileM + lr[k];
-          if (row < p.rows) {
-            const bool empty_row = m[k] == -INFINITY;
-            const float inv = empty_row ? 0.f : 1.f / l[k];
-            store_row_pair<T>(p, o, k, inv, cur.r, row / p.group, kv_head * p.group + row % p.group,
-                              256 + 2 * (lane % 4), direct, seg);
-          }
+          if (direct && row < p.rows)
+            store_out_row<T>(p, o, k, inv[k], cur.r, row / p.group, kv_head * p.group + row % p.group,
+                             256 + 2 * (lane % 4));
         }
         // No zeroing: the next segment's first alpha is exp2(-inf) = 0.
         ++seg;
@@ -375,15 +376,18 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (lane == 0) ptx::mbar_arrive(&empty[st]);
       pv_pending = false;
       const bool direct = reqs[cur.r].num_segs == 1;
+      float inv[2];
+#pragma unroll
+      for (int k = 0; k < 2; ++k) inv[k] = m_run[k] == -INFINITY ? 0.f : 1.f / l_tot[k];
+      if (!direct) store_partial(partial_tile(p, seg, blockIdx.x), o, inv, tid, p.rows - row_tile * kTileM);
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
         const int row = row_tile * kTileM + lr[k];
         if (row >= p.rows) continue;
         const bool empty_row = m_run[k] == -INFINITY;
-        const float inv = empty_row ? 0.f : 1.f / l_tot[k];
         const float lse = empty_row ? -INFINITY : (m_run[k] + log2f(l_tot[k])) * 0.69314718055994530942f;
         const int s = row / p.group, h = kv_head * p.group + row % p.group;
-        store_row_pair<T>(p, o, k, inv, cur.r, s, h, 2 * (lane % 4), direct, seg);
+        if (direct) store_out_row<T>(p, o, k, inv[k], cur.r, s, h, 2 * (lane % 4));
         if (lane % 4 == 0) {
           if (direct)
             p.lse[(int64_t)cur.r * p.lse_stride_b + (int64_t)h * p.lse_stride_h + s] =
