@@ -27,11 +27,11 @@ constexpr int kLseUnroll = 8;
 
 // kGroups float4 column groups per thread (32 / kGroups column slices per
 // tile in grid.z): few requests get many thin CTAs, many requests fat ones;
-// kGroups * kSegUnroll loads in flight per thread either way.
+// kGroups * kSegUnroll loads in flight per thread.
 template <int kGroups>
 struct Slicing {
   static constexpr int kSlices = 32 / kGroups;
-  static constexpr int kSegUnroll = kGroups >= 4 ? 4 : 8;
+  static constexpr int kSegUnroll = 4;
 };
 
 template <typename T, int kGroupsPerSlice>
