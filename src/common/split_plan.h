@@ -30,10 +30,7 @@ constexpr int kRowsPerTile = 64;  // query rows (s_q x heads of one kv head) per
 // A part costs a Q load and, when it splits a request, a 64x512 fp32 partial
 // written and read back; below this many blocks a split costs more than it
 // saves, so small batches use fewer parts.
-#ifndef OPENMLA_MIN_BLOCKS_PER_PART
-#define OPENMLA_MIN_BLOCKS_PER_PART 4
-#endif
-constexpr int kMinBlocksPerPart = OPENMLA_MIN_BLOCKS_PER_PART;
+constexpr int kMinBlocksPerPart = 4;
 
 // Error codes recorded by the planner (PlanHeader::error_code).
 constexpr int kPlanOk = 0;
@@ -95,6 +92,15 @@ struct WorkspaceLayout {
   size_t o_accum_offset, lse_accum_offset, total_bytes;
   int num_parts, max_segments;
 };
+
+// Fewest blocks worth a part of their own: with one row tile per kv head a
+// split costs little (a 16- or 64-row partial), so 2 blocks (one seesaw
+// pair) already pay; taller shapes write and merge more partial rows per
+// split and take kMinBlocksPerPart. (b8 s_k1024 h16: 18.6 -> 15.6 us with
+// 2; b1 s_k4096 h128: 23.8 -> 25.6 us, so not there.)
+OPENMLA_HD inline int min_blocks_per_part_for(int s_q, int h_q, int h_kv) {
+  return num_row_tiles(s_q, h_q, h_kv) == 1 ? 2 : kMinBlocksPerPart;
+}
 
 OPENMLA_HD inline WorkspaceLayout workspace_layout(int batch, int s_q, int h_q, int h_kv,
                                                    int num_sms) {

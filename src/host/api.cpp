@@ -127,7 +127,8 @@ openmla_status openmla_plan_host(const openmla_decode_shape* shape, const int32_
                         r, len, s.max_blocks_per_seq, kPageBlock);
   }
   std::memset(plan_host, 0, w.plan_bytes);
-  compute_split_plan(cache_seqlens_host, s.batch, s.max_blocks_per_seq, w.num_parts, plan_host);
+  compute_split_plan(cache_seqlens_host, s.batch, s.max_blocks_per_seq, w.num_parts, plan_host,
+                     min_blocks_per_part_for(s.s_q, s.h_q, s.h_kv));
   stamp_plan_shape(plan_host, s.s_q, s.h_q, s.h_kv);
   return ok_status();
 }

@@ -25,6 +25,7 @@ namespace openmla::kernels::combine {
 constexpr int kThreads = 256;
 constexpr int kLseUnroll = 8;
 
+
 // kGroups float4 column groups per thread (32 / kGroups column slices per
 // tile in grid.z): few requests get many thin CTAs, many requests fat ones;
 // kGroups * kSegUnroll loads in flight per thread.

@@ -22,7 +22,8 @@ __global__ void __launch_bounds__(kPlanThreads) plan_kernel(const int32_t* seqle
       static_cast<int4*>(plan)[i] = make_int4(0, 0, 0, 0);
     __syncthreads();
     if (threadIdx.x == 0) {
-      compute_split_plan(seqlens, batch, max_blocks_per_seq, num_parts, plan);
+      compute_split_plan(seqlens, batch, max_blocks_per_seq, num_parts, plan,
+                         min_blocks_per_part_for(s_q, h_q, h_kv));
       stamp_plan_shape(plan, s_q, h_q, h_kv);
     }
     return;
@@ -34,7 +35,8 @@ __global__ void __launch_bounds__(kPlanThreads) plan_kernel(const int32_t* seqle
     static_cast<int4*>(s_plan)[i] = make_int4(0, 0, 0, 0);
   __syncthreads();
   if (threadIdx.x == 0) {
-    compute_split_plan(s_len, batch, max_blocks_per_seq, num_parts, s_plan);
+    compute_split_plan(s_len, batch, max_blocks_per_seq, num_parts, s_plan,
+                       min_blocks_per_part_for(s_q, h_q, h_kv));
     stamp_plan_shape(s_plan, s_q, h_q, h_kv);
   }
   __syncthreads();
