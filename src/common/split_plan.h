@@ -2,10 +2,13 @@
 // the device planner (one thread of the plan kernel), so both compute the
 // exact same bytes.
 //
-// Work is counted in 64-token cache blocks. T blocks over A active parts
-// (A = min(P, ceil(T / min_blocks_per_part)), at least 1): part p < A takes the
-// global block range [T*p/A, T*(p+1)/A), so active part loads differ by at
-// most one block; parts >= A are empty. A part's range crosses request boundaries; each
+// Work is counted in 64-token cache blocks. T blocks over at most
+// A = min(P, ceil(T / min_blocks_per_part)) parts (at least 1), in global
+// block order: each part takes the next C = ceil(T / A) blocks, except that a
+// boundary falling within kSplitSlackBlocks (and C / 8) of a request's end
+// moves to that end, since splitting a request costs a partial written and
+// merged. The parts that got work come first (hdr->active_parts of them);
+// the rest are empty. A part's range crosses request boundaries; each
 // (part, request) piece is a "segment". A request covered by one segment is
 // written straight to `out`; one covered by several leaves partial results
 // (normalised O and its LSE) in the workspace for the combine kernel.
@@ -31,6 +34,9 @@ constexpr int kRowsPerTile = 64;  // query rows (s_q x heads of one kv head) per
 // written and read back; below this many blocks a split costs more than it
 // saves, so small batches use fewer parts.
 constexpr int kMinBlocksPerPart = 4;
+// A part may run this many blocks over its share to avoid splitting a
+// request: b128 s_k 4096 over 132 parts then runs one request a part.
+constexpr int kSplitSlackBlocks = 4;
 
 // Error codes recorded by the planner (PlanHeader::error_code).
 constexpr int kPlanOk = 0;
@@ -161,15 +167,30 @@ OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
   int64_t active = (total + min_blocks_per_part - 1) / min_blocks_per_part;
   if (active > num_parts) active = num_parts;
   if (active < 1) active = 1;
-  hdr->active_parts = (int32_t)active;
 
   int seg = 0;
   int r = 0;
   int64_t start_r = 0;  // global index of request r's first block
+  int64_t g0 = 0;       // first global block of part p
+  int used = 0;
+  const int64_t share = (total + active - 1) / active;
+  const int64_t slack = share / 8 < kSplitSlackBlocks ? share / 8 : kSplitSlackBlocks;
   for (int p = 0; p < num_parts; ++p) {
     PartMeta& pm = parts[p];
-    int64_t g0 = p < active ? total * p / active : total;
-    int64_t g1 = p < active ? total * (p + 1) / active : total;
+    int64_t g1 = g0;
+    if (g0 < total) {
+      // The share C; a boundary that would cut a request within `slack`
+      // blocks of its end moves to that end. Every part but the last takes
+      // at least C, so the parts never run out.
+      g1 = g0 + share < total ? g0 + share : total;
+      if (g1 < total) {
+        int rq = r;
+        int64_t sq = start_r;
+        while (sq + blocks_of(seqlens[rq]) <= g1) { sq += blocks_of(seqlens[rq]); ++rq; }
+        const int64_t end = sq + blocks_of(seqlens[rq]);
+        if (g1 > sq && end - g1 <= slack) g1 = end;
+      }
+    }
     pm.pad = 0;
     pm.seg_begin = seg;
     pm.num_blocks = (int32_t)(g1 - g0);
@@ -177,6 +198,7 @@ OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
       pm.r_begin = -1; pm.blk_begin = 0; pm.r_end = -1; pm.blk_end = 0; pm.num_segs = 0;
       continue;
     }
+    ++used;
     while (start_r + blocks_of(seqlens[r]) <= g0) { start_r += blocks_of(seqlens[r]); ++r; }
     pm.r_begin = r;
     pm.blk_begin = (int32_t)(g0 - start_r);
@@ -196,7 +218,9 @@ OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
     pm.r_end = rr;
     pm.blk_end = (int32_t)(g1 - s);
     pm.num_segs = seg - pm.seg_begin;
+    g0 = g1;
   }
+  hdr->active_parts = used > 0 ? used : 1;
   hdr->total_segments = seg;
 }
 

@@ -62,23 +62,32 @@ inline void check_valid_plan(const std::vector<int32_t>& lens, int num_parts, co
   std::vector<std::vector<int>> segs_of_req(batch);  // segment ids per request
   std::vector<std::set<int>> parts_of_req(batch);
   int expect_seg = 0;
-  int min_load = 1 << 30, max_load = -1;
+  int64_t next_g0 = 0;
 
   for (int p = 0; p < num_parts; ++p) {
     SCOPED_TRACE(::testing::Message() << "part " << p << " of " << num_parts);
     const openmla::PartMeta& pm = v.parts[p];
     ASSERT_EQ(pm.seg_begin, expect_seg) << "segments not numbered contiguously across parts";
-    // The documented split: A = min(P, max(1, ceil(T / kMinBlocksPerPart)))
-    // active parts; part p < A takes global blocks [T p / A, T (p+1) / A).
+    // The documented split: at most A = min(P, max(1, ceil(T / min part)))
+    // parts get work, the first active_parts of them, in global block order,
+    // each C = ceil(T / A) blocks plus at most the slack (the last: the rest).
     const int64_t min_part = v.hdr->min_blocks_per_part;
     ASSERT_GE(min_part, 1);
-    const int64_t active = std::max<int64_t>(
+    const int64_t max_active = std::max<int64_t>(
         1, std::min<int64_t>(num_parts, (total + min_part - 1) / min_part));
-    ASSERT_EQ(v.hdr->active_parts, active);
-    const int64_t g0 = p < active ? total * p / active : total;
-    const int64_t g1 = p < active ? total * (p + 1) / active : total;
-    if (p >= active) ASSERT_EQ(pm.r_begin, -1) << "part beyond the active ones has work";
-    ASSERT_EQ(pm.num_blocks, g1 - g0);
+    const int64_t active = v.hdr->active_parts;
+    ASSERT_GE(active, 1);
+    ASSERT_LE(active, max_active);
+    const int64_t g0 = next_g0;
+    const int64_t g1 = g0 + pm.num_blocks;
+    const int64_t share = (total + max_active - 1) / max_active;
+    if (p >= active) ASSERT_EQ(pm.num_blocks, 0) << "part beyond the active ones has work";
+    if (p < active && total > 0) {
+      ASSERT_GT(pm.num_blocks, 0) << "an active part without work";
+      ASSERT_LE(pm.num_blocks, share + openmla::kSplitSlackBlocks) << "part over its share";
+      if (p + 1 < active) ASSERT_GE(pm.num_blocks, share) << "part under its share";
+    }
+    next_g0 = g1;
     int covered = 0;
     if (pm.r_begin < 0) {
       ASSERT_EQ(pm.num_segs, 0);
@@ -109,18 +118,14 @@ inline void check_valid_plan(const std::vector<int32_t>& lens, int num_parts, co
       ASSERT_EQ(pm.num_segs, seg - pm.seg_begin) << "num_segs != nonempty requests in the part";
     }
     ASSERT_EQ(covered, pm.num_blocks) << "num_blocks != blocks actually covered";
-    if (p < active) {  // balance among the parts that got work
-      min_load = std::min(min_load, covered);
-      max_load = std::max(max_load, covered);
-      if (total >= active * min_part)
-        ASSERT_GE(covered, min_part) << "part smaller than the minimum";
-    }
+    // Every part but the last (which takes the rest) holds at least the
+    // share, which is at least the minimum part size when there is enough work.
+    if (p + 1 < active && total >= max_active * min_part)
+      ASSERT_GE(covered, min_part) << "part smaller than the minimum";
     expect_seg += pm.num_segs;
   }
   ASSERT_EQ(v.hdr->total_segments, expect_seg);
-  if (num_parts > 0) {
-    ASSERT_LE(max_load - min_load, 1) << "part loads differ by more than one block";
-  }
+  ASSERT_EQ(next_g0, total) << "parts do not cover every block";
 
   for (int r = 0; r < batch; ++r) {
     SCOPED_TRACE(::testing::Message() << "request " << r << " len " << lens[r]);

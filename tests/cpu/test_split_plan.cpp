@@ -104,12 +104,13 @@ TEST(SplitPlan, OneHugeRequestSpreadsOverAllParts) {
     ASSERT_NO_FATAL_FAILURE(plan_and_check(lens, 512, P));
     const auto buf = plan(lens, 512, P);
     const auto v = view_plan(buf.data(), P);
-    const int A = std::min(P, 512 / openmla::kMinBlocksPerPart);
+    const int max_a = std::min(P, 512 / openmla::kMinBlocksPerPart);
+    const int hi = (512 + max_a - 1) / max_a;  // C; a single request has no edge to snap to
+    const int A = (512 + hi - 1) / hi;
     EXPECT_EQ(v.hdr->active_parts, A);
-    const int lo = 512 / A, hi = (512 + A - 1) / A;
     for (int p = 0; p < P; ++p) {
       if (p < A) {
-        EXPECT_GE(v.parts[p].num_blocks, lo);
+        if (p + 1 < A) EXPECT_EQ(v.parts[p].num_blocks, hi);
         EXPECT_LE(v.parts[p].num_blocks, hi);
         EXPECT_EQ(v.parts[p].r_begin, 0) << "part " << p << " idle";
       } else {
@@ -174,6 +175,21 @@ TEST(SplitPlan, BoundariesAtRequestEdges) {
   EXPECT_EQ(v.parts[2].blk_begin, 1);
   EXPECT_EQ(v.parts[3].r_begin, 5);
   EXPECT_EQ(v.reqs[3].num_segs, 2);
+}
+
+// 128 requests of 64 blocks over 132 parts: the even share (63 blocks) would
+// split every request; within the slack each part takes one whole request.
+TEST(SplitPlan, NearShareRequestsAreNotSplit) {
+  const std::vector<int32_t> lens(128, 4096);
+  ASSERT_NO_FATAL_FAILURE(plan_and_check(lens, 64, 132));
+  const auto buf = plan(lens, 64, 132);
+  const auto v = view_plan(buf.data(), 132);
+  EXPECT_EQ(v.hdr->active_parts, 128);
+  for (int r = 0; r < 128; ++r) EXPECT_EQ(v.reqs[r].num_segs, 1) << "request " << r << " split";
+  // Far from the share (one request of 512 blocks over 132 parts) it still splits evenly.
+  const std::vector<int32_t> one{32768};
+  const auto buf1 = plan(one, 512, 132);
+  EXPECT_EQ(view_plan(buf1.data(), 132).reqs[0].num_segs, 128);
 }
 
 TEST(SplitPlan, LengthAtTheTableCapIsValid) {
