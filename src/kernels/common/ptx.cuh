@@ -95,6 +95,15 @@ __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
+// 2^x in one MUFU op: results below 2^-126 flush to 0, which is what a
+// softmax weight that small contributes anyway (exp2f adds a subnormal
+// range fix-up around every call).
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 }  // namespace openmla::kernels::ptx
 
 #endif  // OPENMLA_KERNELS_COMMON_PTX_CUH_

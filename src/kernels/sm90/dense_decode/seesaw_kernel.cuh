@@ -186,8 +186,8 @@ __device__ __forceinline__ void exp_pack(float* s, float scale_log2, const float
   for (int j = 0; j < 8; ++j)
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
-      const float p0 = exp2f(fmaf(s[j * 4 + 2 * k], scale_log2, -u[k]));
-      const float p1 = exp2f(fmaf(s[j * 4 + 2 * k + 1], scale_log2, -u[k]));
+      const float p0 = ptx::exp2_ftz(fmaf(s[j * 4 + 2 * k], scale_log2, -u[k]));
+      const float p1 = ptx::exp2_ftz(fmaf(s[j * 4 + 2 * k + 1], scale_log2, -u[k]));
       s[j * 4 + 2 * k] = p0;
       s[j * 4 + 2 * k + 1] = p1;
       rs[k] += p0 + p1;
