@@ -104,6 +104,15 @@ __device__ __forceinline__ float exp2_ftz(float x) {
   return y;
 }
 
+// Four 8x8 16-bit matrices to shared memory; lane l gives the address of row
+// l % 8 of matrix l / 8, register i holds this thread's pair of matrix i (the
+// mma accumulator fragment layout).
+__device__ __forceinline__ void stmatrix_x4(uint32_t addr, uint32_t r0, uint32_t r1, uint32_t r2, uint32_t r3) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r0), "r"(r1),
+               "r"(r2), "r"(r3)
+               : "memory");
+}
+
 }  // namespace openmla::kernels::ptx
 
 #endif  // OPENMLA_KERNELS_COMMON_PTX_CUH_

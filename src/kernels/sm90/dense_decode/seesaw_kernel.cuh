@@ -195,6 +195,16 @@ __device__ __forceinline__ void exp_pack(float* s, float scale_log2, const float
     }
 }
 
+// A warp's 16 rows of a packed 64x64 P tile (pk as exp_pack lays it out)
+// into a 128-byte-swizzled smem tile: four stmatrix instead of 16 stores.
+__device__ __forceinline__ void store_p_tile(uint32_t tile, const uint32_t* pk, int warp, int lane) {
+  const int mi = lane / 8;  // matrix this lane addresses: (j = 2q + mi / 2, row half mi % 2)
+  const int row = warp * 16 + (mi % 2) * 8 + lane % 8;
+#pragma unroll
+  for (int q = 0; q < 4; ++q)
+    ptx::stmatrix_x4(tile + sw128(row, (2 * q + mi / 2) * 8), pk[4 * q], pk[4 * q + 1], pk[4 * q + 2], pk[4 * q + 3]);
+}
+
 // Cache rows past the request's end may hold NaN: zero them in the V part
 // (chunks 0-7) so that P = 0 times V stays 0. S is masked regardless.
 __device__ __forceinline__ void zero_tail_rows(unsigned char* buf, int valid, int wtid) {
@@ -392,12 +402,13 @@ __global__ void __launch_bounds__(kThreads, 1)
         scale1[k] = exp2f(m_new[k] - u1);
         m_new[k] = m1;
       }
+      uint32_t pk[16];
 #pragma unroll
       for (int j = 0; j < 8; ++j)
 #pragma unroll
         for (int k = 0; k < 2; ++k)
-          *reinterpret_cast<uint32_t*>(sP0 + sw128(lr[k], j * 8 + 2 * (lane % 4))) =
-              ptx::pack2<T>(s[j * 4 + 2 * k] * scale1[k], s[j * 4 + 2 * k + 1] * scale1[k]);
+          pk[j * 2 + k] = ptx::pack2<T>(s[j * 4 + 2 * k] * scale1[k], s[j * 4 + 2 * k + 1] * scale1[k]);
+      store_p_tile(ptx::smem_addr(sP0), pk, warp, lane);
       ptx::fence_proxy_async();
       ptx::named_arrive(kBarP0, kThreads);
       TRACE(8);
@@ -456,12 +467,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         exp_pack<T>(s, p.scale_log2, u1, rs, pb);
 #pragma unroll
         for (int k = 0; k < 2; ++k) l_run[k] = l_run[k] * factor[k] + rs[k];
-#pragma unroll
-        for (int j = 0; j < 8; ++j)
-#pragma unroll
-          for (int k = 0; k < 2; ++k)
-            *reinterpret_cast<uint32_t*>(sB + 8 * kChunkBytes + sw128(lr[k], j * 8 + 2 * (lane % 4))) =
-                pb[j * 2 + k];
+        store_p_tile(ptx::smem_addr(sB + 8 * kChunkBytes), pb, warp, lane);
         if (valid < kTileN) zero_tail_rows(sB, valid, wtid);
         ptx::fence_proxy_async();
       } else {
