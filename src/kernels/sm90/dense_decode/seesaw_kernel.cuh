@@ -164,11 +164,17 @@ __device__ __forceinline__ void mask_rowmax(float* s, bool masked, int tok0, con
       for (int e = 0; e < 4; ++e)
         if (tok0 + j * 8 + (e % 2) >= row_end[e / 2]) s[j * 4 + e] = -INFINITY;
   }
-  mx[0] = mx[1] = -INFINITY;
+  // Four independent chains a row (column groups j and j + 4), not one of
+  // 16 dependent steps.
+  float m4[2][4];
 #pragma unroll
-  for (int j = 0; j < 8; ++j)
+  for (int k = 0; k < 2; ++k)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) mx[e / 2] = fmaxf(mx[e / 2], s[j * 4 + e]);
+    for (int c = 0; c < 4; ++c)
+      m4[k][c] = fmaxf(fmaxf(s[c * 4 + 2 * k], s[c * 4 + 2 * k + 1]),
+                       fmaxf(s[(c + 4) * 4 + 2 * k], s[(c + 4) * 4 + 2 * k + 1]));
+#pragma unroll
+  for (int k = 0; k < 2; ++k) mx[k] = fmaxf(fmaxf(m4[k][0], m4[k][1]), fmaxf(m4[k][2], m4[k][3]));
 #pragma unroll
   for (int k = 0; k < 2; ++k) {
     mx[k] = fmaxf(mx[k], __shfl_xor_sync(0xffffffff, mx[k], 1));
@@ -181,7 +187,7 @@ __device__ __forceinline__ void mask_rowmax(float* s, bool masked, int tok0, con
 // k-step kk).
 template <typename T>
 __device__ __forceinline__ void exp_pack(float* s, float scale_log2, const float* u, float* rs, uint32_t* pk) {
-  rs[0] = rs[1] = 0.f;
+  float r4[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};  // independent partial sums
 #pragma unroll
   for (int j = 0; j < 8; ++j)
 #pragma unroll
@@ -190,9 +196,11 @@ __device__ __forceinline__ void exp_pack(float* s, float scale_log2, const float
       const float p1 = ptx::exp2_ftz(fmaf(s[j * 4 + 2 * k + 1], scale_log2, -u[k]));
       s[j * 4 + 2 * k] = p0;
       s[j * 4 + 2 * k + 1] = p1;
-      rs[k] += p0 + p1;
+      r4[k][j % 4] += p0 + p1;
       pk[j * 2 + k] = ptx::pack2<T>(p0, p1);
     }
+#pragma unroll
+  for (int k = 0; k < 2; ++k) rs[k] = (r4[k][0] + r4[k][1]) + (r4[k][2] + r4[k][3]);
 }
 
 // A warp's 16 rows of a packed 64x64 P tile (pk as exp_pack lays it out)
