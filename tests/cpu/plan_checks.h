@@ -81,11 +81,15 @@ inline void check_valid_plan(const std::vector<int32_t>& lens, int num_parts, co
     const int64_t g0 = next_g0;
     const int64_t g1 = g0 + pm.num_blocks;
     const int64_t share = (total + max_active - 1) / max_active;
-    if (p >= active) ASSERT_EQ(pm.num_blocks, 0) << "part beyond the active ones has work";
+    if (p >= active) {
+      ASSERT_EQ(pm.num_blocks, 0) << "part beyond the active ones has work";
+    }
     if (p < active && total > 0) {
       ASSERT_GT(pm.num_blocks, 0) << "an active part without work";
       ASSERT_LE(pm.num_blocks, share + openmla::kSplitSlackBlocks) << "part over its share";
-      if (p + 1 < active) ASSERT_GE(pm.num_blocks, share) << "part under its share";
+      if (p + 1 < active) {
+        ASSERT_GE(pm.num_blocks, share) << "part under its share";
+      }
     }
     next_g0 = g1;
     int covered = 0;
@@ -120,8 +124,9 @@ inline void check_valid_plan(const std::vector<int32_t>& lens, int num_parts, co
     ASSERT_EQ(covered, pm.num_blocks) << "num_blocks != blocks actually covered";
     // Every part but the last (which takes the rest) holds at least the
     // share, which is at least the minimum part size when there is enough work.
-    if (p + 1 < active && total >= max_active * min_part)
+    if (p + 1 < active && total >= max_active * min_part) {
       ASSERT_GE(covered, min_part) << "part smaller than the minimum";
+    }
     expect_seg += pm.num_segs;
   }
   ASSERT_EQ(v.hdr->total_segments, expect_seg);
