@@ -110,7 +110,9 @@ TEST(SplitPlan, OneHugeRequestSpreadsOverAllParts) {
     EXPECT_EQ(v.hdr->active_parts, A);
     for (int p = 0; p < P; ++p) {
       if (p < A) {
-        if (p + 1 < A) EXPECT_EQ(v.parts[p].num_blocks, hi);
+        if (p + 1 < A) {
+          EXPECT_EQ(v.parts[p].num_blocks, hi);
+        }
         EXPECT_LE(v.parts[p].num_blocks, hi);
         EXPECT_EQ(v.parts[p].r_begin, 0) << "part " << p << " idle";
       } else {
