@@ -410,13 +410,18 @@ __global__ void __launch_bounds__(kThreads, 1)
         scale1[k] = exp2f(m_new[k] - u1);
         m_new[k] = m1;
       }
-      uint32_t pk[16];
+      // Mostly m1 == m0 for the whole warp: P0 as packed for our own GEMM.
+      if (__all_sync(0xffffffff, scale1[0] == 1.f && scale1[1] == 1.f)) {
+        store_p_tile(ptx::smem_addr(sP0), pa, warp, lane);
+      } else {
+        uint32_t pk[16];
 #pragma unroll
-      for (int j = 0; j < 8; ++j)
+        for (int j = 0; j < 8; ++j)
 #pragma unroll
-        for (int k = 0; k < 2; ++k)
-          pk[j * 2 + k] = ptx::pack2<T>(s[j * 4 + 2 * k] * scale1[k], s[j * 4 + 2 * k + 1] * scale1[k]);
-      store_p_tile(ptx::smem_addr(sP0), pk, warp, lane);
+          for (int k = 0; k < 2; ++k)
+            pk[j * 2 + k] = ptx::pack2<T>(s[j * 4 + 2 * k] * scale1[k], s[j * 4 + 2 * k + 1] * scale1[k]);
+        store_p_tile(ptx::smem_addr(sP0), pk, warp, lane);
+      }
       ptx::fence_proxy_async();
       ptx::named_arrive(kBarP0, kThreads);
       TRACE(8);
