@@ -74,33 +74,25 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const DenseDecodePara
       const int s = rr / p.group, h = kv_head * p.group + rr % p.group;
       lrow[k] = (int64_t)rm.seg_begin * rows + (int64_t)s * p.h_q + h;
     }
-    // kSegUnroll LSEs per row in flight per step (a plain loop waited on each).
+    // kLseUnroll LSEs per row in flight per step (a plain loop waited on each),
+    // in two passes: the maximum, then the sum of exp(lse - max).
     float mx[2] = {-INFINITY, -INFINITY}, sum[2] = {0.f, 0.f};
-    for (int i0 = 0; i0 < rm.num_segs; i0 += kLseUnroll) {
-      float x[kLseUnroll][2];
+    for (int pass = 0; pass < 2; ++pass)
+      for (int i0 = 0; i0 < rm.num_segs; i0 += kLseUnroll) {
+        float x[kLseUnroll][2];
 #pragma unroll
-      for (int u = 0; u < kLseUnroll; ++u)
+        for (int u = 0; u < kLseUnroll; ++u)
 #pragma unroll
-        for (int k = 0; k < 2; ++k)
-          x[u][k] = i0 + u < rm.num_segs ? p.lse_accum[lrow[k] + (i0 + u) * rows] : -INFINITY;
+          for (int k = 0; k < 2; ++k)
+            x[u][k] = i0 + u < rm.num_segs ? p.lse_accum[lrow[k] + (i0 + u) * rows] : -INFINITY;
 #pragma unroll
-      for (int u = 0; u < kLseUnroll; ++u)
+        for (int u = 0; u < kLseUnroll; ++u)
 #pragma unroll
-        for (int k = 0; k < 2; ++k) mx[k] = fmaxf(mx[k], x[u][k]);
-    }
-    for (int i0 = 0; i0 < rm.num_segs; i0 += kLseUnroll) {
-      float x[kLseUnroll][2];
-#pragma unroll
-      for (int u = 0; u < kLseUnroll; ++u)
-#pragma unroll
-        for (int k = 0; k < 2; ++k)
-          x[u][k] = i0 + u < rm.num_segs ? p.lse_accum[lrow[k] + (i0 + u) * rows] : -INFINITY;
-#pragma unroll
-      for (int u = 0; u < kLseUnroll; ++u)
-#pragma unroll
-        for (int k = 0; k < 2; ++k)
-          if (mx[k] != -INFINITY) sum[k] += __expf(x[u][k] - mx[k]);
-    }
+          for (int k = 0; k < 2; ++k) {
+            if (pass == 0) mx[k] = fmaxf(mx[k], x[u][k]);
+            else if (mx[k] != -INFINITY) sum[k] += __expf(x[u][k] - mx[k]);
+          }
+      }
     float inv[2];
 #pragma unroll
     for (int k = 0; k < 2; ++k) {

@@ -6,8 +6,32 @@
 #include <cstdint>
 
 #include "common/split_plan.h"
+#include "kernels/common/params.h"
 
 namespace openmla::kernels {
+
+// What a decode CTA (tile = blockIdx.x, part = blockIdx.y) reads of the plan.
+// `usable` is false for a plan that recorded a bad length or was made for
+// other shapes (the combine kernel then writes NaN) and for an idle part.
+struct PartView {
+  const RequestMeta* reqs;
+  PartMeta pm;
+  int row_tile, kv_head;
+  bool usable;
+};
+
+__device__ __forceinline__ PartView view_part(const DenseDecodeParams& p) {
+  const PlanHeader* hdr = static_cast<const PlanHeader*>(p.plan);
+  const PartMeta* parts = reinterpret_cast<const PartMeta*>(hdr + 1);
+  PartView v;
+  v.reqs = reinterpret_cast<const RequestMeta*>(parts + p.num_parts);
+  v.pm = parts[blockIdx.y];
+  v.row_tile = blockIdx.x % p.num_row_tiles;
+  v.kv_head = blockIdx.x / p.num_row_tiles;
+  v.usable = hdr->error_code == kPlanOk && plan_matches(hdr, p.batch, p.s_q, p.h_q, p.h_kv, p.num_parts) &&
+             v.pm.num_blocks > 0;
+  return v;
+}
 
 struct Cursor {
   int r, blk, end;  // end: one past the last block of r within this part

@@ -107,15 +107,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + kOffBar);
   uint64_t* empty = full + kStages;
 
-  const PlanHeader* hdr = static_cast<const PlanHeader*>(p.plan);
-  const PartMeta* parts = reinterpret_cast<const PartMeta*>(hdr + 1);
-  const RequestMeta* reqs = reinterpret_cast<const RequestMeta*>(parts + p.num_parts);
-  const int row_tile = blockIdx.x % p.num_row_tiles;
-  const int kv_head = blockIdx.x / p.num_row_tiles;
-  const PartMeta pm = parts[blockIdx.y];
-  const int n_items = pm.num_blocks;
-  if (hdr->error_code != kPlanOk ||
-      !plan_matches(hdr, p.batch, p.s_q, p.h_q, p.h_kv, p.num_parts) || n_items == 0) return;
+  const PartView view = view_part(p);
+  if (!view.usable) return;
+  const RequestMeta* reqs = view.reqs;
+  const PartMeta pm = view.pm;
+  const int row_tile = view.row_tile, kv_head = view.kv_head, n_items = pm.num_blocks;
 
   const int tid = threadIdx.x;
   // Warp-uniform by construction (shfl), so ptxas sees the role branches as
