@@ -33,7 +33,13 @@ constexpr int kRowsPerTile = 64;  // query rows (s_q x heads of one kv head) per
 // A part costs a Q load and, when it splits a request, a 64x512 fp32 partial
 // written and read back; below this many blocks a split costs more than it
 // saves, so small batches use fewer parts.
-constexpr int kMinBlocksPerPart = 4;
+#ifndef OPENMLA_MIN_BLOCKS_PER_PART
+#define OPENMLA_MIN_BLOCKS_PER_PART 4  // -D for tuning runs only
+#endif
+#ifndef OPENMLA_MIN_BLOCKS_PER_PART_ONE_TILE
+#define OPENMLA_MIN_BLOCKS_PER_PART_ONE_TILE 2
+#endif
+constexpr int kMinBlocksPerPart = OPENMLA_MIN_BLOCKS_PER_PART;
 // A part may run this many blocks over its share to avoid splitting a
 // request: b128 s_k 4096 over 132 parts then runs one request a part.
 constexpr int kSplitSlackBlocks = 4;
@@ -105,7 +111,7 @@ struct WorkspaceLayout {
 // split and take kMinBlocksPerPart. (b8 s_k1024 h16: 18.6 -> 15.6 us with
 // 2; b1 s_k4096 h128: 23.8 -> 25.6 us, so not there.)
 OPENMLA_HD inline int min_blocks_per_part_for(int s_q, int h_q, int h_kv) {
-  return num_row_tiles(s_q, h_q, h_kv) == 1 ? 2 : kMinBlocksPerPart;
+  return num_row_tiles(s_q, h_q, h_kv) == 1 ? OPENMLA_MIN_BLOCKS_PER_PART_ONE_TILE : kMinBlocksPerPart;
 }
 
 OPENMLA_HD inline WorkspaceLayout workspace_layout(int batch, int s_q, int h_q, int h_kv,

@@ -4,9 +4,11 @@
 //
 // CTA = (request, tile, column slice); its 256 threads mirror the decode
 // kernel's accumulator layout (kernels/common/partials.cuh), so every partial
-// load is a coalesced float4, and each thread keeps kSegUnroll segments' loads
-// in flight (each dependent round trip to memory costs about a microsecond,
-// the whole budget of a small batch).
+// load is a coalesced float4. Each dependent round trip to memory costs about
+// a microsecond, the whole budget of a small batch, so: the merged LSE of all
+// 64 rows comes from one parallel pass (4 threads a row, all their loads in
+// flight) into shared memory, and each thread then keeps 16 float4 partial
+// loads in flight (b1 s_k 32768 h128 merges 66 segments a row).
 #ifndef OPENMLA_KERNELS_COMBINE_COMBINE_KERNEL_CUH_
 #define OPENMLA_KERNELS_COMBINE_COMBINE_KERNEL_CUH_
 
@@ -23,21 +25,63 @@
 namespace openmla::kernels::combine {
 
 constexpr int kThreads = 256;
-constexpr int kLseUnroll = 8;
-
+constexpr int kLseThreadsPerRow = kThreads / kRowsPerTile;  // 4
+constexpr int kLseUnroll = 8;  // LSE loads in flight per thread
 
 // kGroups float4 column groups per thread (32 / kGroups column slices per
-// tile in grid.z): few requests get many thin CTAs, many requests fat ones;
-// kGroups * kSegUnroll loads in flight per thread.
+// tile in grid.z): few requests get many thin CTAs, many requests fat ones.
 template <int kGroups>
 struct Slicing {
   static constexpr int kSlices = 32 / kGroups;
-  static constexpr int kSegUnroll = 4;
+  static constexpr int kSegUnroll = 16 / kGroups;  // 16 float4 loads in flight per thread
 };
 
+// This row's offset in a segment's slice of lse_accum ([s_q, h_q]).
+__device__ __forceinline__ int64_t lse_row_offset(const DenseDecodeParams& p, int kv_head, int row) {
+  const int s = row / p.group, h = kv_head * p.group + row % p.group;
+  return (int64_t)s * p.h_q + h;
+}
+
+// Merged LSE of one tile row over the request's segments (natural log; -inf
+// when no segment saw a key): the 4 threads of a row split the segments and
+// merge their (max, sum) by shuffles.
+__device__ __forceinline__ float merged_lse(const DenseDecodeParams& p, const RequestMeta& rm, int64_t off,
+                                            int sub) {
+  const int64_t rows = (int64_t)p.s_q * p.h_q;
+  const float* src = p.lse_accum + (int64_t)rm.seg_begin * rows + off;
+  float m = -INFINITY, sum = 0.f;
+  for (int i0 = sub; i0 < rm.num_segs; i0 += kLseThreadsPerRow * kLseUnroll) {
+    // Loads of clamped indices (no branch around them, so all stay in flight),
+    // masked afterwards.
+    float x[kLseUnroll];
+#pragma unroll
+    for (int u = 0; u < kLseUnroll; ++u) x[u] = src[min(i0 + u * kLseThreadsPerRow, rm.num_segs - 1) * rows];
+#pragma unroll
+    for (int u = 0; u < kLseUnroll; ++u)
+      if (i0 + u * kLseThreadsPerRow >= rm.num_segs) x[u] = -INFINITY;
+    float mb = m;
+#pragma unroll
+    for (int u = 0; u < kLseUnroll; ++u) mb = fmaxf(mb, x[u]);
+    if (mb == -INFINITY) continue;
+    sum *= __expf(m - mb);  // m = -inf: sum is 0 and stays 0
+#pragma unroll
+    for (int u = 0; u < kLseUnroll; ++u) sum += __expf(x[u] - mb);
+    m = mb;
+  }
+#pragma unroll
+  for (int d = 1; d < kLseThreadsPerRow; d *= 2) {
+    const float mo = __shfl_xor_sync(0xffffffff, m, d), so = __shfl_xor_sync(0xffffffff, sum, d);
+    const float mn = fmaxf(m, mo);
+    if (mn != -INFINITY) sum = sum * __expf(m - mn) + so * __expf(mo - mn);
+    m = mn;
+  }
+  return m == -INFINITY ? -INFINITY : m + logf(sum);
+}
+
 template <typename T, int kGroupsPerSlice>
-__global__ void __launch_bounds__(kThreads) combine_kernel(const DenseDecodeParams p) {
+__global__ void __launch_bounds__(kThreads, 1) combine_kernel(const DenseDecodeParams p) {
   constexpr int kSegUnroll = Slicing<kGroupsPerSlice>::kSegUnroll;
+  __shared__ float s_lse[kRowsPerTile];
   const PlanHeader* hdr = static_cast<const PlanHeader*>(p.plan);
   const PartMeta* parts = reinterpret_cast<const PartMeta*>(hdr + 1);
   const RequestMeta* reqs = reinterpret_cast<const RequestMeta*>(parts + p.num_parts);
@@ -48,6 +92,7 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const DenseDecodePara
                         !plan_matches(hdr, p.batch, p.s_q, p.h_q, p.h_kv, p.num_parts);
   const RequestMeta rm = bad_plan ? RequestMeta{0, 0} : reqs[r];
   if (!bad_plan && rm.num_segs == 1) return;  // the decode kernel wrote these rows
+  const int tile_rows = min(kRowsPerTile, p.rows - row_tile * kRowsPerTile);
 
   int row[2];
   bool valid[2];
@@ -56,7 +101,6 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const DenseDecodePara
     row[k] = row_tile * kRowsPerTile + warp * 16 + lane / 4 + 8 * k;
     valid[k] = row[k] < p.rows;
   }
-  if (!valid[0] && !valid[1]) return;
 
   float acc[kGroupsPerSlice][4];
 #pragma unroll
@@ -66,38 +110,21 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const DenseDecodePara
   float lse[2] = {bad_plan ? NAN : INFINITY, bad_plan ? NAN : INFINITY};
 
   if (!bad_plan && rm.num_segs > 1) {
-    const int64_t rows = (int64_t)p.s_q * p.h_q;
-    int64_t lrow[2];  // this row's index in lse_accum
-#pragma unroll
-    for (int k = 0; k < 2; ++k) {
-      const int rr = valid[k] ? row[k] : row[0];
-      const int s = rr / p.group, h = kv_head * p.group + rr % p.group;
-      lrow[k] = (int64_t)rm.seg_begin * rows + (int64_t)s * p.h_q + h;
+    {
+      const int i = t / kLseThreadsPerRow;  // all 64 rows at once; padding rows read row 0
+      const int rr = row_tile * kRowsPerTile + (i < tile_rows ? i : 0);
+      const float l = merged_lse(p, rm, lse_row_offset(p, kv_head, rr), t % kLseThreadsPerRow);
+      if (t % kLseThreadsPerRow == 0) s_lse[i] = l;
     }
-    // kLseUnroll LSEs per row in flight per step (a plain loop waited on each),
-    // in two passes: the maximum, then the sum of exp(lse - max).
-    float mx[2] = {-INFINITY, -INFINITY}, sum[2] = {0.f, 0.f};
-    for (int pass = 0; pass < 2; ++pass)
-      for (int i0 = 0; i0 < rm.num_segs; i0 += kLseUnroll) {
-        float x[kLseUnroll][2];
-#pragma unroll
-        for (int u = 0; u < kLseUnroll; ++u)
-#pragma unroll
-          for (int k = 0; k < 2; ++k)
-            x[u][k] = i0 + u < rm.num_segs ? p.lse_accum[lrow[k] + (i0 + u) * rows] : -INFINITY;
-#pragma unroll
-        for (int u = 0; u < kLseUnroll; ++u)
-#pragma unroll
-          for (int k = 0; k < 2; ++k) {
-            if (pass == 0) mx[k] = fmaxf(mx[k], x[u][k]);
-            else if (mx[k] != -INFINITY) sum[k] += __expf(x[u][k] - mx[k]);
-          }
-      }
-    float inv[2];
+    __syncthreads();
+    const int64_t rows = (int64_t)p.s_q * p.h_q;
+    float lse_m[2];
+    const float* lse_src[2];
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
-      inv[k] = mx[k] == -INFINITY ? 0.f : 1.f / sum[k];
-      lse[k] = mx[k] == -INFINITY ? INFINITY : mx[k] + logf(sum[k]);
+      lse_m[k] = s_lse[warp * 16 + lane / 4 + 8 * k];
+      lse[k] = lse_m[k] == -INFINITY ? INFINITY : lse_m[k];
+      lse_src[k] = p.lse_accum + (int64_t)rm.seg_begin * rows + lse_row_offset(p, kv_head, valid[k] ? row[k] : row[0]);
     }
     const float4* base = reinterpret_cast<const float4*>(partial_tile(p, rm.seg_begin, tile)) + q0 * 256 + t;
     const int64_t seg_stride = (int64_t)p.h_kv * p.num_row_tiles * kPartialTileFloats / 4;  // float4s
@@ -106,17 +133,18 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const DenseDecodePara
       float w[kSegUnroll][2];
 #pragma unroll
       for (int u = 0; u < kSegUnroll; ++u) {
-        const int i = i0 + u;
-        const bool in = i < rm.num_segs;
+        const int i = min(i0 + u, rm.num_segs - 1);  // clamped, weight 0 below
 #pragma unroll
-        for (int g = 0; g < kGroupsPerSlice; ++g)
-          v[u][g] = in ? base[i * seg_stride + g * 256] : make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int g = 0; g < kGroupsPerSlice; ++g) v[u][g] = base[i * seg_stride + g * 256];
 #pragma unroll
-        for (int k = 0; k < 2; ++k)
-          w[u][k] = in && mx[k] != -INFINITY ? __expf(p.lse_accum[lrow[k] + i * rows] - mx[k]) * inv[k] : 0.f;
+        for (int k = 0; k < 2; ++k) w[u][k] = lse_src[k][i * rows];
       }
 #pragma unroll
-      for (int u = 0; u < kSegUnroll; ++u)
+      for (int u = 0; u < kSegUnroll; ++u) {
+#pragma unroll
+        for (int k = 0; k < 2; ++k)
+          w[u][k] = i0 + u >= rm.num_segs || lse_m[k] == -INFINITY || w[u][k] == -INFINITY
+                        ? 0.f : __expf(w[u][k] - lse_m[k]);
 #pragma unroll
         for (int g = 0; g < kGroupsPerSlice; ++g) {
           acc[g][0] += w[u][0] * v[u][g].x;
@@ -124,8 +152,10 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const DenseDecodePara
           acc[g][2] += w[u][1] * v[u][g].z;
           acc[g][3] += w[u][1] * v[u][g].w;
         }
+      }
     }
   }
+  if (!valid[0] && !valid[1]) return;
 
 #pragma unroll
   for (int k = 0; k < 2; ++k) {

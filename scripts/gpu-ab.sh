@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Tuning runs on the GPU machine: builds the library and openmla-bench once per
+# variant (extra compile definitions), then times the same cases with each, so
+# one device call compares them on one card.
+#   VARIANTS="base: min2:-DOPENMLA_MIN_BLOCKS_PER_PART=2"  (name:defs, space-separated)
+#   CASES="b1_sq1_sk4096_hq128 b8_sq1_sk1024_hq16"       BENCH_ARGS="--quick --no-check"
+# Logs and JSON go to $1 (or $OUT).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT_DIR=${1:-${OUT:-/tmp/openmla-gpu-ab}}
+mkdir -p "$OUT_DIR"
+export PATH="$PATH:/usr/local/cuda/bin"
+case_args=()
+for c in ${CASES:?CASES is empty}; do case_args+=(--case "$c"); done
+for v in ${VARIANTS:-base:}; do
+  name=${v%%:*}; defs=${v#*:}; defs=${defs//,/ }
+  dir=build-ab-$name
+  if ! cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DOPENMLA_BUILD_TESTS=OFF \
+       -DCMAKE_CXX_FLAGS="$defs" -DCMAKE_CUDA_FLAGS="$defs" > "$OUT_DIR/build-$name.log" 2>&1 ||
+     ! cmake --build "$dir" -j 16 >> "$OUT_DIR/build-$name.log" 2>&1; then
+    echo "$name: build FAILED"; tail -20 "$OUT_DIR/build-$name.log"; continue
+  fi
+  "$dir/tools/openmla-bench" --only-cli "${case_args[@]}" ${BENCH_ARGS:---quick --no-check} \
+    --json "$OUT_DIR/ab-$name.json" > "$OUT_DIR/ab-$name.log" 2>&1 || echo "$name: bench FAILED"
+  echo "== $name ($defs)"
+  grep -E '^\| b' "$OUT_DIR/ab-$name.log" | cut -d'|' -f2,4,8,9
+done
