@@ -37,7 +37,7 @@ constexpr int kRowsPerTile = 64;  // query rows (s_q x heads of one kv head) per
 #define OPENMLA_MIN_BLOCKS_PER_PART 4  // -D for tuning runs only
 #endif
 #ifndef OPENMLA_MIN_BLOCKS_PER_PART_ONE_TILE
-#define OPENMLA_MIN_BLOCKS_PER_PART_ONE_TILE 2
+#define OPENMLA_MIN_BLOCKS_PER_PART_ONE_TILE 1
 #endif
 constexpr int kMinBlocksPerPart = OPENMLA_MIN_BLOCKS_PER_PART;
 // A part may run this many blocks over its share to avoid splitting a
@@ -106,10 +106,11 @@ struct WorkspaceLayout {
 };
 
 // Fewest blocks worth a part of their own: with one row tile per kv head a
-// split costs little (a 16- or 64-row partial), so 2 blocks (one seesaw
-// pair) already pay; taller shapes write and merge more partial rows per
-// split and take kMinBlocksPerPart. (b8 s_k1024 h16: 18.6 -> 15.6 us with
-// 2; b1 s_k4096 h128: 23.8 -> 25.6 us, so not there.)
+// split costs little (a 16- or 64-row partial), so one block already pays;
+// taller shapes write and merge more partial rows per split and take
+// kMinBlocksPerPart. Measured on an H200 with the one-pass combine
+// (bench/NOTES.md): b8 s_k1024 h16 20.8 -> 17.0 us with 1 instead of 2;
+// b1 s_k4096 h128 19.6 -> 18.9 us with 2 instead of 4 (within noise, kept).
 OPENMLA_HD inline int min_blocks_per_part_for(int s_q, int h_q, int h_kv) {
   return num_row_tiles(s_q, h_q, h_kv) == 1 ? OPENMLA_MIN_BLOCKS_PER_PART_ONE_TILE : kMinBlocksPerPart;
 }

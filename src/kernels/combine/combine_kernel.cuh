@@ -19,6 +19,7 @@
 
 #include "common/split_plan.h"
 #include "kernels/common/params.h"
+#include "kernels/common/part_cursor.cuh"
 #include "kernels/common/partials.cuh"
 #include "kernels/common/ptx.cuh"
 
@@ -88,9 +89,9 @@ __global__ void __launch_bounds__(kThreads, 1) combine_kernel(const DenseDecodeP
   const int r = blockIdx.x, tile = blockIdx.y, q0 = blockIdx.z * kGroupsPerSlice;
   const int row_tile = tile % p.num_row_tiles, kv_head = tile / p.num_row_tiles;
   const int t = threadIdx.x, wg = t / 128, warp = (t % 128) / 32, lane = t % 32;
-  const bool bad_plan = hdr->error_code != kPlanOk ||
-                        !plan_matches(hdr, p.batch, p.s_q, p.h_q, p.h_kv, p.num_parts);
-  const RequestMeta rm = bad_plan ? RequestMeta{0, 0} : reqs[r];
+  const RequestMeta rm_loaded = reqs[r];  // in flight with the header's loads
+  const bool bad_plan = !plan_usable(p);
+  const RequestMeta rm = bad_plan ? RequestMeta{0, 0} : rm_loaded;
   if (!bad_plan && rm.num_segs == 1) return;  // the decode kernel wrote these rows
   const int tile_rows = min(kRowsPerTile, p.rows - row_tile * kRowsPerTile);
 

@@ -286,9 +286,12 @@ __global__ void __launch_bounds__(kThreads, 1)
   cursor_begin(pw.c, pm, p.seqlens);
   pw.left = n_items;
   if (tid == 0) {
+    // Block a's copies go out before b is looked up (b's lookup waits on the
+    // request's length).
+    const int a = p.block_table[(int64_t)pw.c.r * p.block_table_stride + pw.c.blk];
+    for (int g = kGA0; g <= kGA2; ++g) load_group(maps, sA, &full[g], g, a, kv_head, policy);
     NextBlocks first;
     first.find(p, pm, pw);
-    for (int g = kGA0; g <= kGA2; ++g) load_group(maps, sA, &full[g], g, first.a, kv_head, policy);
     if (first.b >= 0)
       for (int g = kGB0; g <= kGB1; ++g) load_group(maps, sB, &full[g], g, first.b, kv_head, policy);
   }
