@@ -5,6 +5,10 @@
 # GoogleTest's source travels with the call in .deps/googletest (copied from
 # Debian's googletest package by scripts/fetch-gpu-deps.sh).
 #
+# The device copy's git metadata can be older than the tree it carries (it
+# read the session's starting commit, +dirty): pass OPENMLA_COMMIT=<sha> in
+# the call so the bench JSON names the commit actually run.
+#
 #   STAGES="build tests bench python"  (default: all)
 #   BENCH_ARGS="..."                   extra openmla-bench arguments
 set -uo pipefail
@@ -21,7 +25,7 @@ has() { [[ " $STAGES " == *" $1 "* ]]; }
 status=0
 
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.limit,temperature.gpu --format=csv >> "$summary" 2>&1
-note "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo '+dirty')"
+note "commit ${OPENMLA_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo '+dirty')}"
 
 if has build; then
   t0=$(date +%s)
