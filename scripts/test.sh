@@ -5,3 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
 ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure -j "${JOBS:-$(nproc)}"
+# CTest keeps a skipped test's output to itself: show why the GPU tests skipped.
+grep -h "skipping GPU tests" "${BUILD_DIR:-build}/Testing/Temporary/LastTest.log" 2>/dev/null | head -1 || true
