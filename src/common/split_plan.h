@@ -98,12 +98,23 @@ OPENMLA_HD inline int num_plan_parts(int num_sms, int s_q, int h_q, int h_kv) {
 
 // Workspace layout: [plan | o_accum f32 | lse_accum f32], 256-byte aligned;
 // o_accum holds [max_segments][h_kv * row tiles][64 x 512], lse_accum
-// [max_segments][s_q * h_q].
+// [max_segments][s_q * h_q]. The plan region ends with one int32 merge
+// counter per (request, tile): zero whenever no decode runs (the planners
+// write zeros; a decode that merges in-kernel returns them to zero).
 struct WorkspaceLayout {
-  size_t part_offset, request_offset, plan_bytes;
+  size_t part_offset, request_offset, counter_offset, plan_bytes;
   size_t o_accum_offset, lse_accum_offset, total_bytes;
   int num_parts, max_segments;
 };
+
+OPENMLA_HD inline size_t plan_counter_offset(int batch, int num_parts) {
+  return sizeof(PlanHeader) + sizeof(PartMeta) * (size_t)num_parts + sizeof(RequestMeta) * (size_t)batch;
+}
+
+OPENMLA_HD inline size_t plan_region_bytes(int batch, int num_parts, int s_q, int h_q, int h_kv) {
+  const size_t tiles = (size_t)num_row_tiles(s_q, h_q, h_kv) * h_kv;
+  return align_up(plan_counter_offset(batch, num_parts) + 4 * tiles * (size_t)batch, 256);
+}
 
 // Fewest blocks worth a part of their own: with one row tile per kv head a
 // split costs little (a 16- or 64-row partial), so one block already pays;
@@ -122,7 +133,8 @@ OPENMLA_HD inline WorkspaceLayout workspace_layout(int batch, int s_q, int h_q, 
   w.max_segments = batch + w.num_parts;  // pieces <= nonempty requests + parts - 1
   w.part_offset = sizeof(PlanHeader);
   w.request_offset = w.part_offset + sizeof(PartMeta) * (size_t)w.num_parts;
-  w.plan_bytes = align_up(w.request_offset + sizeof(RequestMeta) * (size_t)batch, 256);
+  w.counter_offset = plan_counter_offset(batch, w.num_parts);
+  w.plan_bytes = plan_region_bytes(batch, w.num_parts, s_q, h_q, h_kv);
   size_t rows = (size_t)s_q * h_q;
   // Partials are stored per 64-row tile (src/kernels/common/partials.cuh).
   size_t tile_rows = (size_t)num_row_tiles(s_q, h_q, h_kv) * h_kv * kRowsPerTile;

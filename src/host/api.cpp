@@ -61,6 +61,18 @@ int dense_kernel_variant() {
   return v;
 }
 
+// Where split requests are merged: inside the decode kernel (default; needs
+// the grid resident at once, else the launch uses the combine kernel) or,
+// with OPENMLA_MERGE=combine, always by the separate combine kernel (the
+// cross-check). Read on every call, so a test can switch it.
+enum { kMergeCombine = 0, kMergeInKernel = 1 };
+int merge_mode() {
+  const char* e = std::getenv("OPENMLA_MERGE");
+  if (e == nullptr || std::strcmp(e, "kernel") == 0) return kMergeInKernel;
+  if (std::strcmp(e, "combine") == 0) return kMergeCombine;
+  return -1;
+}
+
 }  // namespace
 
 extern "C" {
@@ -165,6 +177,8 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   if (dense_kernel_variant() < 0)
     return make_error(OPENMLA_ERROR_INVALID_ARGUMENT,
                       "OPENMLA_DENSE_KERNEL: must be 'seesaw', 'wgmma' or 'mma_sync' when set");
+  if (merge_mode() < 0)
+    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_MERGE: must be 'kernel' or 'combine' when set");
   kernels::DenseDecodeParams p{};
   p.batch = (int)a.q.shape[0];
   p.s_q = (int)a.q.shape[1];
@@ -200,15 +214,17 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   const double scale = a.softmax_scale > 0.f ? (double)a.softmax_scale : 1.0 / std::sqrt((double)kHeadDimQK);
   p.scale_log2 = (float)(scale * 1.4426950408889634);
   p.causal = a.causal;
+  p.merge_counters = reinterpret_cast<int32_t*>(static_cast<char*>(workspace) + w.counter_offset);
   p.variant = dense_kernel_variant();
+  p.fused_merge = merge_mode() == kMergeInKernel;  // the launch clears it where it cannot
 
   cudaError_t err;
   if (a.q.dtype == OPENMLA_DTYPE_BF16) {
     err = kernels::launch_dense_decode<kernels::Dtype::kBf16>(p, stream);
-    if (err == cudaSuccess) err = kernels::launch_combine<kernels::Dtype::kBf16>(p, stream);
+    if (err == cudaSuccess && !p.fused_merge) err = kernels::launch_combine<kernels::Dtype::kBf16>(p, stream);
   } else {
     err = kernels::launch_dense_decode<kernels::Dtype::kFp16>(p, stream);
-    if (err == cudaSuccess) err = kernels::launch_combine<kernels::Dtype::kFp16>(p, stream);
+    if (err == cudaSuccess && !p.fused_merge) err = kernels::launch_combine<kernels::Dtype::kFp16>(p, stream);
   }
   if (err != cudaSuccess) return cuda_error(err, "openmla_dense_decode launch");
   return ok_status();

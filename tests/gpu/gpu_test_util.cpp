@@ -8,6 +8,8 @@
 #include <limits>
 #include <sstream>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 namespace openmla_test {
 
@@ -587,12 +589,26 @@ DeviceResult plan_and_decode(const HostProblem& hp, DeviceProblem& dp, cudaStrea
 
   OMLA_CHECK(openmla_plan(&shape, dp.seqlens.as<const int32_t>(), ws.get(), ws_bytes, stream));
   OMLA_CUDA_CHECK_LAST();
+  // The decode must leave the plan region as it found it (the in-kernel
+  // merge's counters back at zero), or the next layer's call would hang or
+  // merge too early.
+  const size_t plan_bytes = openmla_plan_bytes(&shape);
+  std::vector<unsigned char> plan_before(plan_bytes), plan_after(plan_bytes);
+  OMLA_CUDA_CHECK(cudaStreamSynchronize(stream));
+  OMLA_CUDA_CHECK(cudaMemcpy(plan_before.data(), ws.get(), plan_bytes, cudaMemcpyDeviceToHost));
   const openmla_dense_decode_args args = decode_args(hp, dp);
   OMLA_CHECK(openmla_dense_decode(&args, ws.get(), ws_bytes, stream));
   OMLA_CUDA_CHECK_LAST();
   OMLA_CUDA_CHECK(cudaStreamSynchronize(stream));
   OMLA_CHECK(openmla_read_plan_error(ws.get(), stream));
   OMLA_CUDA_CHECK_LAST();
+  OMLA_CUDA_CHECK(cudaMemcpy(plan_after.data(), ws.get(), plan_bytes, cudaMemcpyDeviceToHost));
+  if (plan_before != plan_after) {
+    size_t i = 0;
+    while (plan_before[i] == plan_after[i]) ++i;
+    throw std::runtime_error("plan_and_decode: the decode changed the plan region (first at byte " +
+                             std::to_string(i) + " of " + std::to_string(plan_bytes) + ")");
+  }
   return download_outputs(hp, dp);
 }
 

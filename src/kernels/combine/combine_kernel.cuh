@@ -37,12 +37,6 @@ struct Slicing {
   static constexpr int kSegUnroll = 16 / kGroups;  // 16 float4 loads in flight per thread
 };
 
-// This row's offset in a segment's slice of lse_accum ([s_q, h_q]).
-__device__ __forceinline__ int64_t lse_row_offset(const DenseDecodeParams& p, int kv_head, int row) {
-  const int s = row / p.group, h = kv_head * p.group + row % p.group;
-  return (int64_t)s * p.h_q + h;
-}
-
 // Merged LSE of one tile row over the request's segments (natural log; -inf
 // when no segment saw a key): the 4 threads of a row split the segments and
 // merge their (max, sum) by shuffles.

@@ -26,6 +26,7 @@ struct DenseDecodeParams {
   const void* plan;  // PlanHeader | PartMeta[num_parts] | RequestMeta[batch]
   float* o_accum;    // [max_segments, h_kv * num_row_tiles, 64 x 512] (kernels/common/partials.cuh)
   float* lse_accum;  // [max_segments, s_q * h_q]
+  int32_t* merge_counters;  // [batch, h_kv * num_row_tiles], in the plan region
 
   int batch, s_q, h_q, h_kv;
   int group;          // h_q / h_kv
@@ -35,6 +36,9 @@ struct DenseDecodeParams {
   float scale_log2;   // softmax_scale * log2(e)
   int causal;
   int variant;        // DenseKernel
+  // The seesaw kernel merges split requests itself (kernels/common/merge.cuh;
+  // launched cooperatively) and writes the rows the combine kernel would.
+  int fused_merge;
 };
 
 // Which dense decode kernel runs: the seesaw wgmma + TMA one, the first wgmma
@@ -44,8 +48,11 @@ enum DenseKernel { kDenseWgmma = 0, kDenseMmaSync = 1, kDenseSeesaw = 2 };
 
 enum class Dtype { kBf16, kFp16 };
 
+// Clears p.fused_merge when the kernel run cannot merge in-kernel (another
+// variant, or a grid that cannot be resident at once); the caller then
+// launches the combine kernel.
 template <Dtype T>
-cudaError_t launch_dense_decode(const DenseDecodeParams& p, cudaStream_t stream);
+cudaError_t launch_dense_decode(DenseDecodeParams& p, cudaStream_t stream);
 template <Dtype T>
 cudaError_t launch_combine(const DenseDecodeParams& p, cudaStream_t stream);
 cudaError_t launch_plan(const int32_t* seqlens, int batch, int max_blocks_per_seq,

@@ -32,7 +32,8 @@ struct PartView {
   const RequestMeta* reqs;
   PartMeta pm;
   int row_tile, kv_head;
-  bool usable;
+  bool plan_ok;  // no recorded bad length, made for these shapes
+  bool usable;   // plan_ok and this part has work
 };
 
 __device__ __forceinline__ PartView view_part(const DenseDecodeParams& p) {
@@ -43,8 +44,23 @@ __device__ __forceinline__ PartView view_part(const DenseDecodeParams& p) {
   v.pm = parts[blockIdx.y];
   v.row_tile = blockIdx.x % p.num_row_tiles;
   v.kv_head = blockIdx.x / p.num_row_tiles;
-  v.usable = plan_usable(p) && v.pm.num_blocks > 0;
+  v.plan_ok = plan_usable(p);
+  v.usable = v.plan_ok && v.pm.num_blocks > 0;
   return v;
+}
+
+// This CTA's part meta, loaded anew (two 16-byte loads the compiler cannot
+// fold into the earlier read).
+__device__ __forceinline__ PartMeta reload_part(const DenseDecodeParams& p) {
+  const int4* src = reinterpret_cast<const int4*>(static_cast<const char*>(p.plan) + sizeof(PlanHeader) +
+                                                  sizeof(PartMeta) * blockIdx.y);
+  union {
+    int4 v[2];
+    PartMeta m;
+  } u;
+  u.v[0] = __ldcg(src);
+  u.v[1] = __ldcg(src + 1);
+  return u.m;
 }
 
 struct Cursor {

@@ -21,6 +21,13 @@ __device__ __forceinline__ float* partial_tile(const DenseDecodeParams& p, int s
   return p.o_accum + ((int64_t)seg * p.h_kv * p.num_row_tiles + tile) * kPartialTileFloats;
 }
 
+// Offset of a tile row (kv head, row in s_q x group order) in one segment's
+// slice of lse_accum ([s_q, h_q]).
+__device__ __forceinline__ int64_t lse_row_offset(const DenseDecodeParams& p, int kv_head, int row) {
+  const int s = row / p.group, h = kv_head * p.group + row % p.group;
+  return (int64_t)s * p.h_q + h;
+}
+
 // Offset of (row, col) of a tile, for kernels whose registers hold another layout.
 __device__ __forceinline__ int partial_offset(int row, int col) {
   const int wg = col >> 8, cc = col & 255, q = cc >> 3, c = (cc & 7) >> 1, e = cc & 1;

@@ -15,8 +15,9 @@ __global__ void __launch_bounds__(kPlanThreads) plan_kernel(const int32_t* seqle
                                                             size_t plan_bytes, bool use_smem,
                                                             int s_q, int h_q, int h_kv, void* plan) {
   extern __shared__ __align__(16) unsigned char smem[];
-  // The padding after the request table is zeroed too, so the device plan is
-  // byte-identical to the host one (openmla_plan_host).
+  // The merge counters and the padding after the request table are zeroed
+  // too, so the device plan is byte-identical to the host one
+  // (openmla_plan_host).
   if (!use_smem) {
     for (size_t i = threadIdx.x; i < plan_bytes / 16; i += blockDim.x)
       static_cast<int4*>(plan)[i] = make_int4(0, 0, 0, 0);
@@ -47,9 +48,8 @@ __global__ void __launch_bounds__(kPlanThreads) plan_kernel(const int32_t* seqle
 
 cudaError_t launch_plan(const int32_t* seqlens, int batch, int max_blocks_per_seq, int num_parts,
                         int s_q, int h_q, int h_kv, void* plan, cudaStream_t stream) {
-  // The plan region is a multiple of 256 bytes (workspace_layout).
-  const size_t plan_bytes =
-      align_up(sizeof(PlanHeader) + sizeof(PartMeta) * num_parts + sizeof(RequestMeta) * batch, 256);
+  // The plan region (merge counters included) is a multiple of 256 bytes.
+  const size_t plan_bytes = plan_region_bytes(batch, num_parts, s_q, h_q, h_kv);
   const size_t smem = align_up((size_t)batch * 4, 16) + plan_bytes;
   const bool use_smem = smem <= kPlanSmemLimit;
   if (use_smem && smem > 48 * 1024) {

@@ -4,8 +4,11 @@
 
 namespace openmla::kernels {
 template <>
-cudaError_t launch_dense_decode<Dtype::kBf16>(const DenseDecodeParams& p, cudaStream_t stream) {
-  if (p.variant == kDenseMmaSync) return dense_decode::launch<__nv_bfloat16>(p, stream);
+cudaError_t launch_dense_decode<Dtype::kBf16>(DenseDecodeParams& p, cudaStream_t stream) {
+  if (p.variant == kDenseMmaSync) {
+    p.fused_merge = 0;
+    return dense_decode::launch<__nv_bfloat16>(p, stream);
+  }
   return dense_decode_wgmma::launch<__nv_bfloat16>(p, p.k_num_blocks, stream);
 }
 }  // namespace openmla::kernels

@@ -33,6 +33,7 @@
 
 #include "common/split_plan.h"
 #include "kernels/common/params.h"
+#include "kernels/common/merge.cuh"
 #include "kernels/common/part_cursor.cuh"
 #include "kernels/common/ptx.cuh"
 #include "kernels/common/wgmma.cuh"
@@ -55,6 +56,11 @@ constexpr int kNumGroups = 5;
 constexpr int kSmemUsed = kOffBar + kNumGroups * 8;
 constexpr int kSmemBytes = kSmemUsed + 1024;  // slack to align the base to 1024
 static_assert(kSmemBytes <= 232448, "over the sm_90 shared memory limit");
+// One CTA an SM (the fused merge's residency check counts on it).
+static_assert(2 * kSmemBytes > 232448, "two CTAs would fit an SM");
+// Segments of one request the fused merge's scratch (Q's buffer) can weigh.
+constexpr int kMaxMergeSegments = kTileBytes / (kTileM * 4) - 1;
+static_assert(merge::scratch_bytes(kMaxMergeSegments) <= kTileBytes, "merge scratch");
 
 #ifdef OPENMLA_SEESAW_TRACE
 __device__ long long g_seesaw_trace[2][64][16];
@@ -253,7 +259,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + kOffBar);
 
   const PartView view = view_part(p);
-  if (!view.usable) return;
+  if (!view.usable) {
+    if (p.fused_merge) merge::fill_uncovered_rows<T>(p, view.reqs, view.plan_ok, blockIdx.x, blockIdx.y, p.num_parts);
+    return;
+  }
   const RequestMeta* reqs = view.reqs;
   const PartMeta pm = view.pm;
   const int row_tile = view.row_tile, kv_head = view.kv_head, n_items = pm.num_blocks;
@@ -547,10 +556,24 @@ __global__ void __launch_bounds__(kThreads, 1)
             p.lse_accum[(int64_t)seg * p.s_q * p.h_q + (int64_t)sq * p.h_q + h] = lse;
         }
       }
+      if (p.fused_merge && !direct) merge::arrive(merge::counter(p, c.r, blockIdx.x));
       ++seg;  // o restarts from the next segment's zero scale factor
       TRACE_AT(ia - 1, 12);
     }
     pw = nx;
+  }
+
+  if (p.fused_merge) {
+    // Shares of the merges of the split requests this part begins and ends
+    // with (kernels/common/merge.cuh); Q's buffer is free scratch now.
+    // The part's bounds are read again rather than kept live through the
+    // loop (a spill at 255 registers otherwise).
+    float* scratch = reinterpret_cast<float*>(sQ);
+    const PartMeta pe = reload_part(p);
+    __syncthreads();
+    merge::merge_request<T>(p, reqs, pe.r_begin, pe.seg_begin, blockIdx.x, scratch);
+    if (pe.num_segs > 1) merge::merge_request<T>(p, reqs, pe.r_end, pe.seg_begin + pe.num_segs - 1, blockIdx.x, scratch);
+    merge::fill_uncovered_rows<T>(p, reqs, true, blockIdx.x, blockIdx.y, p.num_parts);
   }
 }
 

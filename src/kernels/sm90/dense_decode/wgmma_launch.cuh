@@ -68,9 +68,21 @@ cudaError_t make_chunked_cache_tmap(const DenseDecodeParams& p, int64_t num_bloc
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
 }
 
+// Whether the seesaw grid can merge in-kernel: every CTA resident at once
+// (one CTA an SM) and the request's segments within the merge scratch.
+inline bool fused_merge_fits(const DenseDecodeParams& p, dim3 grid) {
+  int dev = 0, sms = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return (int64_t)grid.x * grid.y <= sms && p.num_parts <= dense_decode_seesaw::kMaxMergeSegments;
+}
+
 template <typename T>
-cudaError_t launch(const DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream) {
+cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream) {
   const bool seesaw = p.variant == kDenseSeesaw;
+  if (!seesaw) p.fused_merge = 0;
   const int smem = seesaw ? dense_decode_seesaw::kSmemBytes : kSmemBytes;
   cudaError_t err =
       seesaw ? cudaFuncSetAttribute(dense_decode_seesaw::dense_decode_seesaw_kernel<T>,
@@ -86,6 +98,29 @@ cudaError_t launch(const DenseDecodeParams& p, int64_t num_blocks, cudaStream_t 
     err = make_chunked_cache_tmap<T>(p, num_blocks, 4, &map4);
     if (err == cudaSuccess) err = make_chunked_cache_tmap<T>(p, num_blocks, 1, &map1);
     if (err != cudaSuccess) return err;
+    if (p.fused_merge && !fused_merge_fits(p, grid)) p.fused_merge = 0;
+    if (p.fused_merge) {
+      // CTAs wait for CTAs of other parts (kernels/common/merge.cuh): the
+      // whole grid must be resident, which a cooperative launch guarantees
+      // (or refuses with cudaErrorCooperativeLaunchTooLarge).
+      cudaLaunchAttribute attr[1];
+      attr[0].id = cudaLaunchAttributeCooperative;
+      attr[0].val.cooperative = 1;
+      cudaLaunchConfig_t cfg{};
+      cfg.gridDim = grid;
+      cfg.blockDim = dim3(kThreads);
+      cfg.dynamicSmemBytes = smem;
+      cfg.stream = stream;
+      cfg.attrs = attr;
+      cfg.numAttrs = 1;
+      err = cudaLaunchKernelEx(&cfg, dense_decode_seesaw::dense_decode_seesaw_kernel<T>, map4, map1, p,
+                               evict_first);
+      if (err != cudaErrorCooperativeLaunchTooLarge) return err;
+      // Fewer SMs usable than the device has (MPS, green contexts): the
+      // same result from two kernels.
+      (void)cudaGetLastError();
+      p.fused_merge = 0;
+    }
     dense_decode_seesaw::dense_decode_seesaw_kernel<T><<<grid, kThreads, smem, stream>>>(map4, map1, p, evict_first);
   } else {
     CUtensorMap map;
