@@ -28,7 +28,6 @@ namespace openmla::kernels::merge {
 constexpr int kThreads = 256;
 constexpr int kUnits = 64;
 constexpr int kUnitFloat4s = kPartialTileFloats / 4 / kUnits;  // 128
-constexpr int kSegUnroll = 8;  // partial loads in flight per thread
 // Shared scratch the merge needs: n x 64 segment weights + 64 merged LSEs.
 __host__ __device__ constexpr int scratch_bytes(int max_segs) { return (max_segs + 1) * kRowsPerTile * 4; }
 
@@ -61,6 +60,66 @@ __device__ __forceinline__ void wait_for(const int32_t* ctr, int count) {
   __syncthreads();
 }
 
+// Out columns of units [u0, u1) (thread half h takes u0 + h, u0 + h + 2, ...),
+// kPos units x kSeg segments of loads in flight per thread (32 float4s): the
+// merge sits on the step's tail, so its dependent round trips are what count.
+template <typename T, int kSeg>
+__device__ __forceinline__ void merge_columns(const DenseDecodeParams& p, int r, int tile, int n, int seg_begin,
+                                              int u0, int u1, const float* sw) {
+  constexpr int kPos = 32 / kSeg;
+  const int row_tile = tile % p.num_row_tiles, kv_head = tile / p.num_row_tiles;
+  const int t = threadIdx.x, e = t % kUnitFloat4s, lane = e % 32;
+  const int ra = (e / 32) * 16 + lane / 4, rb = ra + 8;
+  const float4* base = reinterpret_cast<const float4*>(partial_tile(p, seg_begin, tile)) + e;
+  const int64_t seg_stride = (int64_t)p.h_kv * p.num_row_tiles * kPartialTileFloats / 4;
+  for (int ub = u0 + t / kUnitFloat4s; ub < u1; ub += 2 * kPos) {
+    float4 acc[kPos];
+#pragma unroll
+    for (int a = 0; a < kPos; ++a) acc[a] = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int i0 = 0; i0 < n; i0 += kSeg) {
+      // Clamped indices (duplicates weigh nothing), so no branch keeps a
+      // load from being issued with the others.
+      float4 v[kPos][kSeg];
+#pragma unroll
+      for (int a = 0; a < kPos; ++a) {
+        const int u = min(ub + 2 * a, u1 - 1);
+        const float4* src = base + (u / 2) * 256 + (u % 2) * 128;
+#pragma unroll
+        for (int k = 0; k < kSeg; ++k) v[a][k] = __ldcg(src + min(i0 + k, n - 1) * seg_stride);
+      }
+#pragma unroll
+      for (int k = 0; k < kSeg; ++k) {
+        const bool live = i0 + k < n;
+        const float wa = live ? sw[(i0 + k) * kRowsPerTile + ra] : 0.f;
+        const float wb = live ? sw[(i0 + k) * kRowsPerTile + rb] : 0.f;
+#pragma unroll
+        for (int a = 0; a < kPos; ++a) {
+          acc[a].x += wa * v[a][k].x;
+          acc[a].y += wa * v[a][k].y;
+          acc[a].z += wb * v[a][k].z;
+          acc[a].w += wb * v[a][k].w;
+        }
+      }
+    }
+#pragma unroll
+    for (int a = 0; a < kPos; ++a) {
+      const int u = ub + 2 * a;
+      if (u >= u1) break;
+      const int col = (u % 2) * 256 + (u / 2) * 8 + 2 * (lane % 4);
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        const int row = row_tile * kRowsPerTile + (k ? rb : ra);
+        if (row >= p.rows) continue;
+        const int s = row / p.group, h = kv_head * p.group + row % p.group;
+        T* orow = static_cast<T*>(p.out) + (int64_t)r * p.o_stride_b + (int64_t)s * p.o_stride_s +
+                  (int64_t)h * p.o_stride_h;
+        *reinterpret_cast<uint32_t*>(orow + col) =
+            k ? ptx::pack2<T>(acc[a].z, acc[a].w) : ptx::pack2<T>(acc[a].x, acc[a].y);
+      }
+    }
+  }
+}
+
 // Units [u0, u1) of request r's tile, merged over its segments into out (and
 // its LSE by the CTA holding unit 0). Partials and LSEs are read through L2
 // (ld.global.cg): other SMs wrote them during this kernel.
@@ -73,14 +132,20 @@ __device__ void merge_units(const DenseDecodeParams& p, int r, const RequestMeta
   const int64_t all_rows = (int64_t)p.s_q * p.h_q;
   float* s_m = sw + n * kRowsPerTile;
 
-  {  // every segment's LSE of every row: sw[i][row] (padding rows -inf)
+  {  // every segment's LSE of every row: sw[i][row] (padding rows -inf), 16 loads in flight a thread
+    constexpr int kStep = kThreads / kRowsPerTile, kUnroll = 16;
     const int row = t % kRowsPerTile;
     const bool valid = row < tile_rows;
     const float* src = p.lse_accum + (int64_t)rm.seg_begin * all_rows +
                        lse_row_offset(p, kv_head, row_tile * kRowsPerTile + (valid ? row : 0));
-#pragma unroll 4
-    for (int i = t / kRowsPerTile; i < n; i += kThreads / kRowsPerTile)
-      sw[i * kRowsPerTile + row] = valid ? __ldcg(src + i * all_rows) : -INFINITY;
+    for (int i0 = t / kRowsPerTile; i0 < n; i0 += kStep * kUnroll) {
+      float x[kUnroll];
+#pragma unroll
+      for (int k = 0; k < kUnroll; ++k) x[k] = __ldcg(src + min(i0 + k * kStep, n - 1) * all_rows);
+#pragma unroll
+      for (int k = 0; k < kUnroll; ++k)
+        if (i0 + k * kStep < n) sw[(i0 + k * kStep) * kRowsPerTile + row] = valid ? x[k] : -INFINITY;
+    }
   }
   __syncthreads();
   {  // merged LSE of each row: 4 threads a row
@@ -103,40 +168,12 @@ __device__ void merge_units(const DenseDecodeParams& p, int r, const RequestMeta
   }
   __syncthreads();
 
-  const float4* base = reinterpret_cast<const float4*>(partial_tile(p, rm.seg_begin, tile));
-  const int64_t seg_stride = (int64_t)p.h_kv * p.num_row_tiles * kPartialTileFloats / 4;
-  const int e = t % kUnitFloat4s, warp = e / 32, lane = e % 32;
-  const int ra = warp * 16 + lane / 4, rb = ra + 8;
-  for (int u = u0 + t / kUnitFloat4s; u < u1; u += kThreads / kUnitFloat4s) {
-    const int half = u % 2, q = u / 2;
-    const float4* src = base + q * 256 + half * 128 + e;
-    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int i0 = 0; i0 < n; i0 += kSegUnroll) {
-      float4 v[kSegUnroll];
-#pragma unroll
-      for (int k = 0; k < kSegUnroll; ++k) v[k] = __ldcg(src + min(i0 + k, n - 1) * seg_stride);
-#pragma unroll
-      for (int k = 0; k < kSegUnroll; ++k) {
-        if (i0 + k >= n) break;
-        const float wa = sw[(i0 + k) * kRowsPerTile + ra], wb = sw[(i0 + k) * kRowsPerTile + rb];
-        acc.x += wa * v[k].x;
-        acc.y += wa * v[k].y;
-        acc.z += wb * v[k].z;
-        acc.w += wb * v[k].w;
-      }
-    }
-    const int col = half * 256 + q * 8 + 2 * (lane % 4);
-#pragma unroll
-    for (int k = 0; k < 2; ++k) {
-      const int row = row_tile * kRowsPerTile + (k ? rb : ra);
-      if (row >= p.rows) continue;
-      const int s = row / p.group, h = kv_head * p.group + row % p.group;
-      T* orow = static_cast<T*>(p.out) + (int64_t)r * p.o_stride_b + (int64_t)s * p.o_stride_s +
-                (int64_t)h * p.o_stride_h;
-      *reinterpret_cast<uint32_t*>(orow + col) =
-          k ? ptx::pack2<T>(acc.z, acc.w) : ptx::pack2<T>(acc.x, acc.y);
-    }
-  }
+  if (n <= 2) merge_columns<T, 2>(p, r, tile, n, rm.seg_begin, u0, u1, sw);
+  else if (n <= 4) merge_columns<T, 4>(p, r, tile, n, rm.seg_begin, u0, u1, sw);
+  else if (n <= 8) merge_columns<T, 8>(p, r, tile, n, rm.seg_begin, u0, u1, sw);
+  else if (n <= 16) merge_columns<T, 16>(p, r, tile, n, rm.seg_begin, u0, u1, sw);
+  else merge_columns<T, 32>(p, r, tile, n, rm.seg_begin, u0, u1, sw);
+
   if (u0 == 0 && u1 > 0 && t < tile_rows) {
     const int row = row_tile * kRowsPerTile + t;
     const int s = row / p.group, h = kv_head * p.group + row % p.group;
@@ -144,12 +181,11 @@ __device__ void merge_units(const DenseDecodeParams& p, int r, const RequestMeta
   }
 }
 
-// This CTA's share of the merge of request r, whose segment `seg` it wrote
-// (nothing when r is not split). Every thread of the CTA calls it.
+// This CTA's share of the merge of request r (plan entry rm), whose segment
+// `seg` it wrote (nothing when r is not split). Every thread calls it.
 template <typename T>
-__device__ __forceinline__ void merge_request(const DenseDecodeParams& p, const RequestMeta* reqs, int r, int seg,
+__device__ __forceinline__ void merge_request(const DenseDecodeParams& p, int r, const RequestMeta rm, int seg,
                                               int tile, float* sw) {
-  const RequestMeta rm = reqs[r];
   if (rm.num_segs <= 1) return;
   const int n = rm.num_segs, j = seg - rm.seg_begin;
   const int u0 = kUnits * j / n, u1 = kUnits * (j + 1) / n;

@@ -49,20 +49,6 @@ __device__ __forceinline__ PartView view_part(const DenseDecodeParams& p) {
   return v;
 }
 
-// This CTA's part meta, loaded anew (two 16-byte loads the compiler cannot
-// fold into the earlier read).
-__device__ __forceinline__ PartMeta reload_part(const DenseDecodeParams& p) {
-  const int4* src = reinterpret_cast<const int4*>(static_cast<const char*>(p.plan) + sizeof(PlanHeader) +
-                                                  sizeof(PartMeta) * blockIdx.y);
-  union {
-    int4 v[2];
-    PartMeta m;
-  } u;
-  u.v[0] = __ldcg(src);
-  u.v[1] = __ldcg(src + 1);
-  return u.m;
-}
-
 struct Cursor {
   int r, blk, end;  // end: one past the last block of r within this part
   bool seg_start;   // first item of a segment (a new request)

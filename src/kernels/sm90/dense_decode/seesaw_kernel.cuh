@@ -53,7 +53,11 @@ constexpr int kOffP0 = kOffB + kTileBytes;
 constexpr int kOffRows = kOffP0 + kChunkBytes;  // m0, m1, l0, l1: 64 floats each
 constexpr int kOffBar = kOffRows + 4 * kTileM * 4;
 constexpr int kNumGroups = 5;
-constexpr int kSmemUsed = kOffBar + kNumGroups * 8;
+// Fused merge: the part's first and last segment {r, seg_begin, num_segs, seg}
+// and whether the CTA fills rows of requests without a cached token.
+constexpr int kOffSeg = (kOffBar + kNumGroups * 8 + 15) / 16 * 16;
+constexpr int kOffFill = kOffSeg + 2 * 16;
+constexpr int kSmemUsed = kOffFill + 16;
 constexpr int kSmemBytes = kSmemUsed + 1024;  // slack to align the base to 1024
 static_assert(kSmemBytes <= 232448, "over the sm_90 shared memory limit");
 // One CTA an SM (the fused merge's residency check counts on it).
@@ -257,6 +261,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   float* sM1 = sM0 + kTileM;
   float* sL = sM1 + kTileM;  // [2][64]: each warpgroup's share of the row sums
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + kOffBar);
+  int4* s_seg = reinterpret_cast<int4*>(smem + kOffSeg);
+  int* s_fill = reinterpret_cast<int*>(smem + kOffFill);
 
   const PartView view = view_part(p);
   if (!view.usable) {
@@ -303,6 +309,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     first.find(p, pm, pw);
     if (first.b >= 0)
       for (int g = kGB0; g <= kGB1; ++g) load_group(maps, sB, &full[g], g, first.b, kv_head, policy);
+    if (p.fused_merge) {  // its latency hides under the first copies'
+      int fill = 0;
+      for (int r = blockIdx.y; r < p.batch; r += p.num_parts) fill |= reqs[r].num_segs == 0;
+      *s_fill = fill;
+    }
   }
 
   constexpr uint32_t kSbo = 1024, kLboK = 16, kLboV = kChunkBytes;
@@ -337,7 +348,13 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (issuer) next.find(p, pm, nx);
 
     if (c.seg_start) {
-      direct = reqs[c.r].num_segs == 1;  // read now, used at the segment's end
+      const RequestMeta rm = reqs[c.r];
+      direct = rm.num_segs == 1;  // read now, used at the segment's end
+      if (p.fused_merge && tid == 0) {
+        const int4 rec = make_int4(c.r, rm.seg_begin, rm.num_segs, seg);
+        if (ia == 0) s_seg[0] = rec;
+        s_seg[1] = rec;
+      }
       load_q_tile<T, kThreads>(p, sQ, c.r, row_tile, kv_head, tid);
       ptx::cp_async_commit();
 #pragma unroll
@@ -566,14 +583,16 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (p.fused_merge) {
     // Shares of the merges of the split requests this part begins and ends
     // with (kernels/common/merge.cuh); Q's buffer is free scratch now.
-    // The part's bounds are read again rather than kept live through the
-    // loop (a spill at 255 registers otherwise).
+    // The segments were noted in shared memory as they started: no global
+    // round trip (or register kept through the loop) to find them again.
     float* scratch = reinterpret_cast<float*>(sQ);
-    const PartMeta pe = reload_part(p);
     __syncthreads();
-    merge::merge_request<T>(p, reqs, pe.r_begin, pe.seg_begin, blockIdx.x, scratch);
-    if (pe.num_segs > 1) merge::merge_request<T>(p, reqs, pe.r_end, pe.seg_begin + pe.num_segs - 1, blockIdx.x, scratch);
-    merge::fill_uncovered_rows<T>(p, reqs, true, blockIdx.x, blockIdx.y, p.num_parts);
+    const int4 first = s_seg[0], last = s_seg[1];
+    const bool fill = *s_fill != 0;
+    merge::merge_request<T>(p, first.x, RequestMeta{first.y, first.z}, first.w, blockIdx.x, scratch);
+    if (last.x != first.x)
+      merge::merge_request<T>(p, last.x, RequestMeta{last.y, last.z}, last.w, blockIdx.x, scratch);
+    if (fill) merge::fill_uncovered_rows<T>(p, reqs, true, blockIdx.x, blockIdx.y, p.num_parts);
   }
 }
 
