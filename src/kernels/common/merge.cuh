@@ -3,8 +3,8 @@
 // after a bad plan), so that a decoding step is one launch.
 //
 // Each CTA that wrote a segment of a split request arrives on the request's
-// (request, tile) counter once the partial is stored. At the end of its part
-// the CTA holding segment j of n waits for all n to arrive, then merges units
+// (request, tile) counter at the end of its part, all its partials stored
+// (one fence for both). Then the CTA holding segment j of n waits for all n to arrive, then merges units
 // [64 j / n, 64 (j + 1) / n) of the tile (a unit is 128 float4s of the
 // partial layout, 2 KB) over the n segments, and arrives again; the last of
 // the n + min(n, 64) arrivals resets the counter to zero for the next call
@@ -42,7 +42,7 @@ __device__ __forceinline__ int ld_acquire_gpu(const int32_t* ptr) {
 }
 
 // Every thread calls it after its stores: the barrier orders them before
-// thread 0's release.
+// thread 0's fence and increment (the pattern of a grid barrier).
 __device__ __forceinline__ int arrive(int32_t* ctr) {
   __syncthreads();
   int old = 0;

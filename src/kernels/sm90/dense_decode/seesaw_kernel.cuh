@@ -573,7 +573,6 @@ __global__ void __launch_bounds__(kThreads, 1)
             p.lse_accum[(int64_t)seg * p.s_q * p.h_q + (int64_t)sq * p.h_q + h] = lse;
         }
       }
-      if (p.fused_merge && !direct) merge::arrive(merge::counter(p, c.r, blockIdx.x));
       ++seg;  // o restarts from the next segment's zero scale factor
       TRACE_AT(ia - 1, 12);
     }
@@ -585,10 +584,18 @@ __global__ void __launch_bounds__(kThreads, 1)
     // with (kernels/common/merge.cuh); Q's buffer is free scratch now.
     // The segments were noted in shared memory as they started: no global
     // round trip (or register kept through the loop) to find them again.
+    // Both arrivals wait for the part's end: a fence after a segment's
+    // partial would stall the CTA until its 128 KB of stores are acknowledged
+    // (the combine path lets them drain under the next segment's work).
     float* scratch = reinterpret_cast<float*>(sQ);
     __syncthreads();
     const int4 first = s_seg[0], last = s_seg[1];
     const bool fill = *s_fill != 0;
+    if (tid == 0) {
+      __threadfence();
+      if (first.z > 1) atomicAdd(merge::counter(p, first.x, blockIdx.x), 1);
+      if (last.x != first.x && last.z > 1) atomicAdd(merge::counter(p, last.x, blockIdx.x), 1);
+    }
     merge::merge_request<T>(p, first.x, RequestMeta{first.y, first.z}, first.w, blockIdx.x, scratch);
     if (last.x != first.x)
       merge::merge_request<T>(p, last.x, RequestMeta{last.y, last.z}, last.w, blockIdx.x, scratch);
