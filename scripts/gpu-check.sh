@@ -9,8 +9,8 @@
 # read the session's starting commit, +dirty): pass OPENMLA_COMMIT=<sha> in
 # the call so the bench JSON names the commit actually run.
 #
-#   STAGES="build tests bench python"  (default: all; also: bench-combine,
-#                                      the same bench with OPENMLA_MERGE=combine)
+#   STAGES="build tests bench python"  (default: all; also: bench-fused,
+#                                      the same bench with OPENMLA_MERGE=kernel)
 #   BENCH_ARGS="..."                   extra openmla-bench arguments
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -51,12 +51,12 @@ if has tests; then
     note "cpu tests: ok"; else note "cpu tests: FAILED"; status=1; fi
   if timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" ${GTEST_ARGS:-} >> "$OUT_DIR/tests.log" 2>&1; then
     note "gpu tests: ok"; else note "gpu tests: FAILED"; status=1; fi
-  # The separate combine kernel (merge outside the decode kernel) on the
-  # special and graph cases: it still serves grids that cannot be resident.
-  if OPENMLA_MERGE=combine timeout 200 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
-       --gtest_filter="${COMBINE_FILTER:-Special*:Dtypes*:Plan*}" > "$OUT_DIR/tests-combine.log" 2>&1; then
-    note "gpu tests, OPENMLA_MERGE=combine: ok"; else note "gpu tests, OPENMLA_MERGE=combine: FAILED"; status=1; fi
-  grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-combine.log" | head -10 | tee -a "$summary"
+  # The opt-in merge inside the decode kernel on the special, graph and plan
+  # cases (FUSED_FILTER="*" for all).
+  if OPENMLA_MERGE=kernel timeout 200 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
+       --gtest_filter="${FUSED_FILTER:-Special*:Dtypes*:Plan*}" > "$OUT_DIR/tests-fused.log" 2>&1; then
+    note "gpu tests, OPENMLA_MERGE=kernel: ok"; else note "gpu tests, OPENMLA_MERGE=kernel: FAILED"; status=1; fi
+  grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-fused.log" | head -10 | tee -a "$summary"
   grep -E "^\[  (PASSED|FAILED)|tests ran|FAILED" "$OUT_DIR/tests.log" | head -30 | tee -a "$summary"
 fi
 
@@ -66,11 +66,11 @@ if has bench; then
   tail -30 "$OUT_DIR/bench.log"
 fi
 
-if has bench-combine; then
-  if OPENMLA_MERGE=combine timeout 300 "$BUILD_DIR/tools/openmla-bench" --json "$OUT_DIR/bench-combine.json" \
-       ${BENCH_ARGS:-} > "$OUT_DIR/bench-combine.log" 2>&1; then
-    note "bench (OPENMLA_MERGE=combine): ok"; else note "bench (OPENMLA_MERGE=combine): FAILED"; status=1; fi
-  grep -E '^\| b' "$OUT_DIR/bench-combine.log" | cut -d'|' -f2,4,8,9 | tee -a "$summary"
+if has bench-fused; then
+  if OPENMLA_MERGE=kernel timeout 300 "$BUILD_DIR/tools/openmla-bench" --json "$OUT_DIR/bench-fused.json" \
+       ${BENCH_ARGS:-} > "$OUT_DIR/bench-fused.log" 2>&1; then
+    note "bench (OPENMLA_MERGE=kernel): ok"; else note "bench (OPENMLA_MERGE=kernel): FAILED"; status=1; fi
+  grep -E '^\| b' "$OUT_DIR/bench-fused.log" | cut -d'|' -f2,4,8,9 | tee -a "$summary"
 fi
 
 if has python; then

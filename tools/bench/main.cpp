@@ -579,7 +579,7 @@ bool write_json(const std::string& path, const std::string& device, const std::s
   j += "  \"date\": " + json_string(date) + ",\n";
   j += "  \"commit\": " + json_string(commit) + ",\n";
   const char* merge = std::getenv("OPENMLA_MERGE");  // where split requests were merged (src/host/api.cpp)
-  j += "  \"merge\": " + json_string(merge && *merge ? merge : "kernel") + ",\n";
+  j += "  \"merge\": " + json_string(merge && *merge ? merge : "combine") + ",\n";
   j += "  \"ceilings\": {\"hbm_gbps\": " + json_number(ceilings.hbm_gbps) +
        ", \"bf16_tflops\": " + json_number(ceilings.bf16_tflops) + "},\n";
   j += "  \"cases\": [";

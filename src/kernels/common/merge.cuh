@@ -1,10 +1,14 @@
-// Split requests merged inside the dense decode kernel ("fused merge"), and
-// the rows no segment writes (requests without a cached token; everything
-// after a bad plan), so that a decoding step is one launch.
+// Split requests merged inside the dense decode kernel ("fused merge",
+// opt-in: OPENMLA_MERGE=kernel), and the rows no segment writes (requests
+// without a cached token; everything after a bad plan), so that a decoding
+// step is one launch. Measured on an H200 it is no faster than the combine
+// kernel (bench/NOTES.md): the merge's dependent round trips sit on the tail
+// either way, and the combine spreads them over more CTAs.
 //
 // Each CTA that wrote a segment of a split request arrives on the request's
 // (request, tile) counter at the end of its part, all its partials stored
-// (one fence for both). Then the CTA holding segment j of n waits for all n to arrive, then merges units
+// (one fence for both). Then the CTA holding segment j of n waits for all n
+// to arrive, then merges units
 // [64 j / n, 64 (j + 1) / n) of the tile (a unit is 128 float4s of the
 // partial layout, 2 KB) over the n segments, and arrives again; the last of
 // the n + min(n, 64) arrivals resets the counter to zero for the next call
