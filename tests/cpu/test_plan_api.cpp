@@ -109,6 +109,11 @@ TEST(PlanApi, HostPlanMatchesSharedPlannerOnRandomBatches) {
     ASSERT_TRUE(openmla::plan_matches(hdr, s.batch, s.s_q, s.h_q, s.h_kv, w.num_parts));
     ASSERT_FALSE(openmla::plan_matches(hdr, s.batch + 1, s.s_q, s.h_q, s.h_kv, w.num_parts));
     ASSERT_EQ(0, std::memcmp(buf.data(), ref.data(), plan_extent(s.batch, w.num_parts)));
+    // The merge counters and the padding up to plan_bytes start at zero
+    // (the buffer was filled with a canary first).
+    const uint8_t* bytes = reinterpret_cast<const uint8_t*>(buf.data());
+    for (size_t i = w.counter_offset; i < w.plan_bytes; ++i)
+      ASSERT_EQ(bytes[i], 0) << "byte " << i << " of the counter region / padding";
   }
 }
 

@@ -279,6 +279,12 @@ TEST(WorkspaceLayout, RegionsAlignedAndLargeEnough) {
     EXPECT_EQ(w.part_offset, sizeof(openmla::PlanHeader));
     EXPECT_EQ(w.request_offset, w.part_offset + sizeof(openmla::PartMeta) * w.num_parts);
     EXPECT_GE(w.plan_bytes, plan_extent(s.batch, w.num_parts));
+    // One int32 merge counter per (request, tile) after the request table.
+    const size_t tiles = (size_t)openmla::num_row_tiles(s.s_q, s.h_q, s.h_kv) * s.h_kv;
+    EXPECT_EQ(w.counter_offset, w.request_offset + sizeof(openmla::RequestMeta) * s.batch);
+    EXPECT_EQ(w.counter_offset % 4, 0u);
+    EXPECT_GE(w.plan_bytes, w.counter_offset + 4 * tiles * s.batch);
+    EXPECT_EQ(w.plan_bytes, openmla::plan_region_bytes(s.batch, w.num_parts, s.s_q, s.h_q, s.h_kv));
     for (size_t off : {w.plan_bytes, w.o_accum_offset, w.lse_accum_offset, w.total_bytes})
       EXPECT_EQ(off % 256, 0u) << off;
     const size_t rows = (size_t)s.s_q * s.h_q;
