@@ -178,7 +178,8 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   if (dense_kernel_variant() < 0)
     return make_error(OPENMLA_ERROR_INVALID_ARGUMENT,
                       "OPENMLA_DENSE_KERNEL: must be 'seesaw', 'wgmma' or 'mma_sync' when set");
-  if (merge_mode() < 0)
+  const int merge = merge_mode();
+  if (merge < 0)
     return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_MERGE: must be 'combine' or 'kernel' when set");
   kernels::DenseDecodeParams p{};
   p.batch = (int)a.q.shape[0];
@@ -217,7 +218,7 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   p.causal = a.causal;
   p.merge_counters = reinterpret_cast<int32_t*>(static_cast<char*>(workspace) + w.counter_offset);
   p.variant = dense_kernel_variant();
-  p.fused_merge = merge_mode() == kMergeInKernel;  // the launch clears it where it cannot
+  p.fused_merge = merge == kMergeInKernel;  // the launch clears it where it cannot
 
   cudaError_t err;
   if (a.q.dtype == OPENMLA_DTYPE_BF16) {

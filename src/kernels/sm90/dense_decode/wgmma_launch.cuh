@@ -105,11 +105,7 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
       // (or refuses with cudaErrorCooperativeLaunchTooLarge).
       cudaLaunchAttribute attr[1];
       attr[0].id = cudaLaunchAttributeCooperative;
-#ifdef OPENMLA_FUSED_NO_COOP  // measurement only: residency is then not guaranteed
-      attr[0].val.cooperative = 0;
-#else
       attr[0].val.cooperative = 1;
-#endif
       cudaLaunchConfig_t cfg{};
       cfg.gridDim = grid;
       cfg.blockDim = dim3(kThreads);
