@@ -4,6 +4,7 @@
 # one device call compares them on one card.
 #   VARIANTS="base: min2:-DOPENMLA_MIN_BLOCKS_PER_PART=2"  (name:defs, space-separated)
 #   CASES="b1_sq1_sk4096_hq128 b8_sq1_sk1024_hq16"       BENCH_ARGS="--quick --no-check"
+#   ROUNDS=2: time the variants in turn, that many times (clocks drift over a call)
 # Logs and JSON go to $1 (or $OUT).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ mkdir -p "$OUT_DIR"
 export PATH="$PATH:/usr/local/cuda/bin"
 case_args=()
 for c in ${CASES:?CASES is empty}; do case_args+=(--case "$c"); done
+built=()
 for v in ${VARIANTS:-base:}; do
   name=${v%%:*}; defs=${v#*:}; defs=${defs//,/ }
   dir=build-ab-$name
@@ -20,8 +22,14 @@ for v in ${VARIANTS:-base:}; do
      ! cmake --build "$dir" -j 16 >> "$OUT_DIR/build-$name.log" 2>&1; then
     echo "$name: build FAILED"; tail -20 "$OUT_DIR/build-$name.log"; continue
   fi
-  "$dir/tools/openmla-bench" --only-cli "${case_args[@]}" ${BENCH_ARGS:---quick --no-check} \
-    --json "$OUT_DIR/ab-$name.json" > "$OUT_DIR/ab-$name.log" 2>&1 || echo "$name: bench FAILED"
-  echo "== $name ($defs)"
-  grep -E '^\| b' "$OUT_DIR/ab-$name.log" | cut -d'|' -f2,4,8,9
+  built+=("$name")
+done
+for round in $(seq 1 "${ROUNDS:-1}"); do
+  for name in "${built[@]}"; do
+    tag=$name-r$round
+    "build-ab-$name/tools/openmla-bench" --only-cli "${case_args[@]}" ${BENCH_ARGS:---quick --no-check} \
+      --json "$OUT_DIR/ab-$tag.json" > "$OUT_DIR/ab-$tag.log" 2>&1 || echo "$tag: bench FAILED"
+    echo "== $tag"
+    grep -E '^\| b' "$OUT_DIR/ab-$tag.log" | cut -d'|' -f2,4,8,9
+  done
 done
