@@ -4,22 +4,23 @@
 // CTA = (64-row query tile of one kv head, plan part). Blocks of a segment are
 // taken two at a time: block a in buffer A, block b in buffer B. WG0 owns
 // O[:, 0:256], WG1 owns O[:, 256:512]; both keep the same running max m.
-//   WG0: S0 = Q K_a^T, m0 = max(m, rowmax S0), P0 = exp(S0 - m0) (to smem),
+//   WG0: S0 = Q K_a^T, m0 = max(m, rowmax S0), P0 = exp(S0 - m0),
 //        O_L = O_L * exp(m - m0) + P0 V_aL (P0 from registers)
-//   WG1: S1 = Q K_b^T; O_R = O_R * exp(m - m0) + P0 V_aR (issued before its
-//        softmax), m1 = max(m0, rowmax S1), P1 = exp(S1 - m1) (to smem),
-//        O_R = O_R * exp(m0 - m1) + P1 V_bR (P1 from registers)
-//   WG0: O_L = O_L * exp(m0 - m1) + P1 V_bL
+//   WG1: S1 = Q K_b^T, m1 = max(m0, rowmax S1), P1 = exp(S1 - m1),
+//        O_R = O_R * exp(m - m1) + P1 V_bR (P1 from registers)
+//   WG0: P0' = P0 exp(m0 - m1) to smem;  O_L = O_L exp(m0 - m1) + P1 V_bL
+//   WG1: O_R += P0' V_aR
+// (P0 goes to smem before m1 is known and is rewritten only where the max
+// moved, which the lagging max of kMaxLag makes rare.)
 // so one warpgroup's softmax runs while the other's GEMMs keep the tensor
-// cores busy, and buffer A is done with by the middle of the pair. Each
-// row's sum is split (WG0 sums P0, WG1 sums P1) and added at the end of the
-// segment.
+// cores busy. Each row's sum is split (WG0 sums P0, WG1 sums P1) and added
+// at the end of the segment.
 //
 // Only Q, A and B fit in shared memory (3 x 72 KB), so each buffer is
 // refilled in chunk groups as soon as the group's last reader retires, by the
 // warpgroup that read it last (no cross-warpgroup wait before a refill):
 //   A: rope chunk after S0 (WG0), chunks 0-3 after P0 V_aL (WG0),
-//      chunks 4-7 after P0 V_aR (WG1);
+//      chunks 4-7 after P0' V_aR (WG1);
 //   B: chunks 4-7 after P1 V_bR (WG1), chunks 0-3 + rope after P1 V_bL (WG0);
 //      P1 itself lives in B's rope chunk (free once S1 retired).
 // The next S GEMM on a buffer consumes its chunks in the order they come back.
@@ -92,12 +93,20 @@ __device__ long long g_seesaw_trace[2][64][16];
 enum Group { kGA0 = 0, kGA1 = 1, kGA2 = 2, kGB0 = 3, kGB1 = 4 };
 
 // Named barriers (0 is __syncthreads).
-constexpr int kBarP0Free = 1;  // WG1 -> WG0: its P0 V_aR retired, sP0 may be rewritten
-constexpr int kBarP1 = 2;      // WG1 -> WG0: m1, P1 in B's rope chunk, B's tail rows zeroed
-constexpr int kBarP0 = 3;      // WG0 -> WG1: m0, P0 in sP0, A's tail rows zeroed
+constexpr int kBarM0 = 1;   // WG0 -> WG1: m0
+constexpr int kBarP1 = 2;   // WG1 -> WG0: m1, P1 in B's rope chunk, B's tail rows zeroed
+constexpr int kBarP0 = 3;   // WG0 -> WG1: P0' in sP0, A's tail rows zeroed
 constexpr int kBarWg0 = 4;  // WG0 only
 constexpr int kBarWg1 = 5;  // WG1 only
 constexpr int kBarAll = 6;  // both (segment boundaries)
+constexpr int kBarM1 = 7;   // WG1 -> WG0: m1 (published before P1 is computed)
+constexpr int kBarP0Free = 8;  // WG1 -> WG0: the last P0' V_aR retired, sP0 may be rewritten
+
+// The running max only moves when a row's new maximum exceeds it by more than
+// this (log2 units): P = exp2(S - m) stays <= 2^kMaxLag (exact in bf16/fp16,
+// no overflow in the fp32 sums), and after a row's first blocks the rescales
+// of O and of P0 (and the waits they put between the warpgroups) vanish.
+constexpr float kMaxLag = 8.f;
 
 // One TMA per 4-chunk run (map4) and one for the rope chunk (map1).
 struct CacheMaps {
@@ -400,12 +409,16 @@ __global__ void __launch_bounds__(kThreads, 1)
       mask_rowmax(s, (c.blk + 1) * kTileN > mask_from, c.blk * kTileN + 2 * (lane % 4), row_end, mx);
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
-        const float m0 = fmaxf(m_run[k], mx[k] * p.scale_log2);
+        const float cand = mx[k] * p.scale_log2;
+        const float m0 = cand > m_run[k] + kMaxLag ? cand : m_run[k];
         u0[k] = m0 == -INFINITY ? 0.f : m0;
         scale0[k] = exp2f(m_run[k] - u0[k]);
         m_new[k] = m0;
         if (lane % 4 == 0) sM0[lr[k]] = m0;
       }
+      ptx::named_arrive(kBarM0, kThreads);
+      TRACE(5);
+
       uint32_t pa[16];
       exp_pack<T>(s, p.scale_log2, u0, rs, pa);
 #pragma unroll
@@ -420,19 +433,15 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::fence();
       pv_rs<T>(o, pa, dAv);
       wgmma::commit();
-      TRACE(5);
-      // P0 at m0 for WG1's half of V_a, once WG1's previous P0 V_aR retired.
+      TRACE(6);
+
+      // P0 for WG1's half of V_a, stored before m1 is known (once WG1's
+      // previous P0' V_aR retired): m1 mostly equals m0 (kMaxLag), and the
+      // rows whose max moved are stored again, rescaled.
       if (ia > 0) ptx::named_sync(kBarP0Free, kThreads);
       store_p_tile(ptx::smem_addr(sP0), pa, warp, lane);
       ptx::fence_proxy_async();
-      ptx::named_arrive(kBarP0, kThreads);
-      TRACE(6);
-
-      wgmma::wait<0>();
-      wgmma::fence_regs<128>(o);
-      if (issuer && next.a >= 0) load_group(maps, sA, &full[kGA1], kGA1, next.a, kv_head, policy);
-      // m1 and P1 from WG1.
-      ptx::named_sync(kBarP1, kThreads);
+      ptx::named_sync(kBarM1, kThreads);
       TRACE(7);
       float scale1[2];
 #pragma unroll
@@ -442,10 +451,27 @@ __global__ void __launch_bounds__(kThreads, 1)
         scale1[k] = exp2f(m_new[k] - u1);
         m_new[k] = m1;
       }
+      if (!__all_sync(0xffffffff, scale1[0] == 1.f && scale1[1] == 1.f)) {
+        uint32_t pk[16];
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+          for (int k = 0; k < 2; ++k)
+            pk[j * 2 + k] = ptx::pack2<T>(s[j * 4 + 2 * k] * scale1[k], s[j * 4 + 2 * k + 1] * scale1[k]);
+        store_p_tile(ptx::smem_addr(sP0), pk, warp, lane);
+        ptx::fence_proxy_async();
+      }
+      ptx::named_arrive(kBarP0, kThreads);
       TRACE(8);
+
+      wgmma::wait<0>();
+      wgmma::fence_regs<128>(o);
+      TRACE(9);
+      if (issuer && next.a >= 0) load_group(maps, sA, &full[kGA1], kGA1, next.a, kv_head, policy);
       scale_rows(o, scale1);
 #pragma unroll
       for (int k = 0; k < 2; ++k) l_run[k] *= scale1[k];
+      ptx::named_sync(kBarP1, kThreads);  // P1 in B's rope chunk, B's tail rows zeroed
       if (has_b) {
         wgmma::fence();
         pv_ss<T>(o, dP1, dBv);
@@ -455,7 +481,6 @@ __global__ void __launch_bounds__(kThreads, 1)
         TRACE(10);
         if (issuer && next.b >= 0) load_group(maps, sB, &full[kGB1], kGB1, next.b, kv_head, policy);
       }
-      TRACE(9);
     } else {
       // ---- WG1: S1 on block b, in the order B's groups come back ----
       if (has_b) {
@@ -473,34 +498,22 @@ __global__ void __launch_bounds__(kThreads, 1)
         wgmma::fence_regs<32>(s);
         TRACE(3);
       }
-      // m0 and P0 from WG0: O_R takes P0 V_aR at m0 while S1's softmax runs.
-      ptx::named_sync(kBarP0, kThreads);
+      ptx::named_sync(kBarM0, kThreads);
       TRACE(4);
-      float m0[2], factor0[2];
-#pragma unroll
-      for (int k = 0; k < 2; ++k) {
-        m0[k] = sM0[lr[k]];
-        factor0[k] = exp2f(m_run[k] - (m0[k] == -INFINITY ? 0.f : m0[k]));
-      }
-      scale_rows(o, factor0);
-      wgmma::fence();
-      pv_ss<T>(o, dP0, dAv + kRightHalf);
-      wgmma::commit();
-      TRACE(5);
-
       float mx[2] = {-INFINITY, -INFINITY};
       if (has_b)
         mask_rowmax(s, (c.blk + 2) * kTileN > mask_from, (c.blk + 1) * kTileN + 2 * (lane % 4), row_end, mx);
-      float u1[2], factor[2], factor01[2];
+      float u1[2], factor[2];
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
-        const float m1 = fmaxf(m0[k], mx[k] * p.scale_log2);
+        const float m0 = sM0[lr[k]], cand = mx[k] * p.scale_log2;
+        const float m1 = cand > m0 + kMaxLag ? cand : m0;
         u1[k] = m1 == -INFINITY ? 0.f : m1;
         factor[k] = exp2f(m_run[k] - u1[k]);
-        factor01[k] = exp2f(m0[k] - u1[k]);
         m_new[k] = m1;
         if (lane % 4 == 0) sM1[lr[k]] = m1;
       }
+      ptx::named_arrive(kBarM1, kThreads);
       uint32_t pb[16];
       const int valid = len - (c.blk + 1) * kTileN;
       if (has_b) {
@@ -516,25 +529,30 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int k = 0; k < 2; ++k) l_run[k] *= factor[k];
       }
       ptx::named_arrive(kBarP1, kThreads);
-      TRACE(6);
+      TRACE(5);
       if (has_b && valid < kTileN) ptx::named_sync(kBarWg1, 128);
 
-      wgmma::wait<0>();
-      wgmma::fence_regs<128>(o);
-      TRACE(7);
-      if (nx.left > 0) ptx::named_arrive(kBarP0Free, kThreads);
-      if (issuer && next.a >= 0) load_group(maps, sA, &full[kGA2], kGA2, next.a, kv_head, policy);
-      scale_rows(o, factor01);
+      scale_rows(o, factor);
+      wgmma::fence();
       if (has_b) {
-        wgmma::fence();
         pv_rs<T>(o, pb, dBv + kRightHalf);
         wgmma::commit();
-        wgmma::wait<0>();
-        wgmma::fence_regs<128>(o);
+      }
+      TRACE(6);
+      ptx::named_sync(kBarP0, kThreads);
+      TRACE(7);
+      pv_ss<T>(o, dP0, dAv + kRightHalf);
+      wgmma::commit();
+      if (has_b) {
+        wgmma::wait<1>();
         TRACE(8);
         if (issuer && next.b >= 0) load_group(maps, sB, &full[kGB0], kGB0, next.b, kv_head, policy);
       }
+      wgmma::wait<0>();
+      wgmma::fence_regs<128>(o);
       TRACE(9);
+      if (nx.left > 0) ptx::named_arrive(kBarP0Free, kThreads);
+      if (issuer && next.a >= 0) load_group(maps, sA, &full[kGA2], kGA2, next.a, kv_head, policy);
     }
 #pragma unroll
     for (int k = 0; k < 2; ++k) m_run[k] = m_new[k];
