@@ -10,8 +10,6 @@
 //        O_R = O_R * exp(m - m1) + P1 V_bR (P1 from registers)
 //   WG0: P0' = P0 exp(m0 - m1) to smem;  O_L = O_L exp(m0 - m1) + P1 V_bL
 //   WG1: O_R += P0' V_aR
-// (P0 goes to smem before m1 is known and is rewritten only where the max
-// moved, which the lagging max of kMaxLag makes rare.)
 // so one warpgroup's softmax runs while the other's GEMMs keep the tensor
 // cores busy. Each row's sum is split (WG0 sums P0, WG1 sums P1) and added
 // at the end of the segment.
@@ -99,14 +97,6 @@ constexpr int kBarP0 = 3;   // WG0 -> WG1: P0' in sP0, A's tail rows zeroed
 constexpr int kBarWg0 = 4;  // WG0 only
 constexpr int kBarWg1 = 5;  // WG1 only
 constexpr int kBarAll = 6;  // both (segment boundaries)
-constexpr int kBarM1 = 7;   // WG1 -> WG0: m1 (published before P1 is computed)
-constexpr int kBarP0Free = 8;  // WG1 -> WG0: the last P0' V_aR retired, sP0 may be rewritten
-
-// The running max only moves when a row's new maximum exceeds it by more than
-// this (log2 units): P = exp2(S - m) stays <= 2^kMaxLag (exact in bf16/fp16,
-// no overflow in the fp32 sums), and after a row's first blocks the rescales
-// of O and of P0 (and the waits they put between the warpgroups) vanish.
-constexpr float kMaxLag = 8.f;
 
 // One TMA per 4-chunk run (map4) and one for the rope chunk (map1).
 struct CacheMaps {
@@ -409,8 +399,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       mask_rowmax(s, (c.blk + 1) * kTileN > mask_from, c.blk * kTileN + 2 * (lane % 4), row_end, mx);
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
-        const float cand = mx[k] * p.scale_log2;
-        const float m0 = cand > m_run[k] + kMaxLag ? cand : m_run[k];
+        const float m0 = fmaxf(m_run[k], mx[k] * p.scale_log2);
         u0[k] = m0 == -INFINITY ? 0.f : m0;
         scale0[k] = exp2f(m_run[k] - u0[k]);
         m_new[k] = m0;
@@ -435,13 +424,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::commit();
       TRACE(6);
 
-      // P0 for WG1's half of V_a, stored before m1 is known (once WG1's
-      // previous P0' V_aR retired): m1 mostly equals m0 (kMaxLag), and the
-      // rows whose max moved are stored again, rescaled.
-      if (ia > 0) ptx::named_sync(kBarP0Free, kThreads);
-      store_p_tile(ptx::smem_addr(sP0), pa, warp, lane);
-      ptx::fence_proxy_async();
-      ptx::named_sync(kBarM1, kThreads);
+      // m1 and P1 from WG1; P0 rescaled to m1 for WG1's half of V_a.
+      ptx::named_sync(kBarP1, kThreads);
       TRACE(7);
       float scale1[2];
 #pragma unroll
@@ -451,7 +435,10 @@ __global__ void __launch_bounds__(kThreads, 1)
         scale1[k] = exp2f(m_new[k] - u1);
         m_new[k] = m1;
       }
-      if (!__all_sync(0xffffffff, scale1[0] == 1.f && scale1[1] == 1.f)) {
+      // Mostly m1 == m0 for the whole warp: P0 as packed for our own GEMM.
+      if (__all_sync(0xffffffff, scale1[0] == 1.f && scale1[1] == 1.f)) {
+        store_p_tile(ptx::smem_addr(sP0), pa, warp, lane);
+      } else {
         uint32_t pk[16];
 #pragma unroll
         for (int j = 0; j < 8; ++j)
@@ -459,8 +446,8 @@ __global__ void __launch_bounds__(kThreads, 1)
           for (int k = 0; k < 2; ++k)
             pk[j * 2 + k] = ptx::pack2<T>(s[j * 4 + 2 * k] * scale1[k], s[j * 4 + 2 * k + 1] * scale1[k]);
         store_p_tile(ptx::smem_addr(sP0), pk, warp, lane);
-        ptx::fence_proxy_async();
       }
+      ptx::fence_proxy_async();
       ptx::named_arrive(kBarP0, kThreads);
       TRACE(8);
 
@@ -471,7 +458,6 @@ __global__ void __launch_bounds__(kThreads, 1)
       scale_rows(o, scale1);
 #pragma unroll
       for (int k = 0; k < 2; ++k) l_run[k] *= scale1[k];
-      ptx::named_sync(kBarP1, kThreads);  // P1 in B's rope chunk, B's tail rows zeroed
       if (has_b) {
         wgmma::fence();
         pv_ss<T>(o, dP1, dBv);
@@ -506,14 +492,12 @@ __global__ void __launch_bounds__(kThreads, 1)
       float u1[2], factor[2];
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
-        const float m0 = sM0[lr[k]], cand = mx[k] * p.scale_log2;
-        const float m1 = cand > m0 + kMaxLag ? cand : m0;
+        const float m1 = fmaxf(sM0[lr[k]], mx[k] * p.scale_log2);
         u1[k] = m1 == -INFINITY ? 0.f : m1;
         factor[k] = exp2f(m_run[k] - u1[k]);
         m_new[k] = m1;
         if (lane % 4 == 0) sM1[lr[k]] = m1;
       }
-      ptx::named_arrive(kBarM1, kThreads);
       uint32_t pb[16];
       const int valid = len - (c.blk + 1) * kTileN;
       if (has_b) {
@@ -551,7 +535,6 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::wait<0>();
       wgmma::fence_regs<128>(o);
       TRACE(9);
-      if (nx.left > 0) ptx::named_arrive(kBarP0Free, kThreads);
       if (issuer && next.a >= 0) load_group(maps, sA, &full[kGA2], kGA2, next.a, kv_head, policy);
     }
 #pragma unroll
