@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# SASS of the seesaw decode kernel without a GPU: compiles one kernel file to a
+# cubin with the local nvcc and dumps the kernel with cuobjdump (NVIDIA's pinned
+# nvidia-cuda-cuobjdump and nvidia-cuda-nvdisasm wheels, fetched into the
+# ignored build-sass/ once; not .deps/, which travels to the GPU machine).
+#   scripts/sass-local.sh [bf16|fp16] [out.sass]
+# Prints what to check before a device run: registers and spills (ptxas -v),
+# HGMMA count, generic (LD.E/ST.E) vs shared (LDS/STS) accesses, local memory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dtype=${1:-bf16}
+out=${2:-/tmp/openmla-seesaw-$dtype.sass}
+bin=build-sass/cuda-tools/nvidia/cu13/bin
+tool=$bin/cuobjdump
+if [ ! -x "$tool" ] || [ ! -x "$bin/nvdisasm" ]; then
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps -d "$tmp" "nvidia-cuda-cuobjdump==13.5.37" "nvidia-cuda-nvdisasm==13.5.37"
+  mkdir -p build-sass/cuda-tools
+  for w in "$tmp"/*.whl; do python3 -m zipfile -e "$w" build-sass/cuda-tools; done
+  chmod +x "$bin"/*
+  rm -rf "$tmp"
+fi
+export PATH="$PWD/$bin:$PATH"
+case $dtype in
+  bf16) t=13__nv_bfloat16 ;;
+  fp16) t=6__half ;;
+  *) echo "sass-local: dtype is bf16 or fp16" >&2; exit 2 ;;
+esac
+fn="_ZN7openmla7kernels19dense_decode_seesaw26dense_decode_seesaw_kernelI${t}EEv14CUtensorMap_stS4_NS0_17DenseDecodeParamsEi"
+cubin=$(mktemp --suffix=.cubin)
+nvcc -std=c++17 -gencode arch=compute_90a,code=sm_90a -O3 --expt-relaxed-constexpr -Isrc -Iinclude \
+  -Xptxas -v -cubin -o "$cubin" "src/kernels/sm90/dense_decode/dense_decode_$dtype.cu" 2>&1 |
+  grep -A3 "Compiling entry.*seesaw" | grep -E "spill|Used" | sed 's/^ *//;s/^ptxas info *: //' || true
+"$tool" -sass -fun "$fn" "$cubin" > "$out"
+rm -f "$cubin"
+count() { grep -cE "[^A-Z.]$1[ .]" "$out" || true; }
+echo "sass-local: $out: HGMMA=$(count HGMMA) LD.E=$(count 'LD\.E') ST.E=$(count 'ST\.E') LDS=$(count LDS)" \
+     "STS=$(count STS) LDL=$(count LDL) STL=$(count STL) MUFU=$(count MUFU)"
