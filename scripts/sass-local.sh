@@ -5,7 +5,8 @@
 # ignored build-sass/ once; not .deps/, which travels to the GPU machine).
 #   scripts/sass-local.sh [bf16|fp16] [out.sass]
 # Prints what to check before a device run: registers and spills (ptxas -v),
-# HGMMA count, generic (LD.E/ST.E) vs shared (LDS/STS) accesses, local memory.
+# wgmma serialisation warnings, HGMMA count, generic (LD.E/ST.E) vs shared
+# (LDS/STS) accesses, local memory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dtype=${1:-bf16}
@@ -28,9 +29,13 @@ case $dtype in
 esac
 fn="_ZN7openmla7kernels19dense_decode_seesaw26dense_decode_seesaw_kernelI${t}EEv14CUtensorMap_stS4_NS0_17DenseDecodeParamsEi"
 cubin=$(mktemp --suffix=.cubin)
-nvcc -std=c++17 -gencode arch=compute_90a,code=sm_90a -O3 --expt-relaxed-constexpr -Isrc -Iinclude \
-  -Xptxas -v -cubin -o "$cubin" "src/kernels/sm90/dense_decode/dense_decode_$dtype.cu" 2>&1 |
-  grep -A3 "Compiling entry.*seesaw" | grep -E "spill|Used" | sed 's/^ *//;s/^ptxas info *: //' || true
+log=$(nvcc -std=c++17 -gencode arch=compute_90a,code=sm_90a -O3 --expt-relaxed-constexpr -Isrc -Iinclude \
+  -Xptxas -v -cubin -o "$cubin" "src/kernels/sm90/dense_decode/dense_decode_$dtype.cu" 2>&1)
+echo "$log" | grep -A3 "Compiling entry.*seesaw" | grep -E "spill|Used" | sed 's/^ *//;s/^ptxas info *: //' || true
+# wgmma serialised by ptxas (C7510-C7520) is the costliest silent failure.
+serial=$(echo "$log" | grep "seesaw" | grep -c "serialized" || true)
+echo "sass-local: ptxas serialisation warnings in the seesaw kernel: $serial"
+echo "$log" | grep "seesaw" | grep "serialized" | sed 's/ in the function.*//' | sort -u || true
 "$tool" -sass -fun "$fn" "$cubin" > "$out"
 rm -f "$cubin"
 count() { grep -cE "[^A-Z.]$1[ .]" "$out" || true; }
