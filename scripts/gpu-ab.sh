@@ -5,6 +5,9 @@
 #   VARIANTS="base: min2:-DOPENMLA_MIN_BLOCKS_PER_PART=2"  (name:defs, space-separated)
 #   CASES="b1_sq1_sk4096_hq128 b8_sq1_sk1024_hq16"       BENCH_ARGS="--quick --no-check"
 #   ROUNDS=2: time the variants in turn, that many times (clocks drift over a call)
+#   A variant "name@VAR=value:defs" also runs its bench with that environment;
+#   "name#tree.tar:defs" builds from that tarball instead of this tree (e.g.
+#   `git archive -o main.tar main`, left untracked so it travels with the call).
 # Logs and JSON go to $1 (or $OUT).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -14,10 +17,19 @@ export PATH="$PATH:/usr/local/cuda/bin"
 case_args=()
 for c in ${CASES:?CASES is empty}; do case_args+=(--case "$c"); done
 built=()
+declare -A envs
 for v in ${VARIANTS:-base:}; do
   name=${v%%:*}; defs=${v#*:}; defs=${defs//,/ }
-  dir=build-ab-$name
-  if ! cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DOPENMLA_BUILD_TESTS=OFF \
+  env_of=""; src=.
+  if [[ $name == *@* ]]; then env_of=${name#*@}; name=${name%%@*}; fi
+  if [[ $name == *#* ]]; then
+    tar=${name#*#}; name=${name%%#*}; src=/tmp/openmla-ab-src-$name
+    rm -rf "$src"; mkdir -p "$src"
+    if ! tar -xf "$tar" -C "$src"; then echo "$name: cannot unpack $tar"; continue; fi
+  fi
+  envs[$name]=$env_of
+  dir=$PWD/build-ab-$name
+  if ! cmake -S "$src" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DOPENMLA_BUILD_TESTS=OFF \
        -DCMAKE_CXX_FLAGS="$defs" -DCMAKE_CUDA_FLAGS="$defs" > "$OUT_DIR/build-$name.log" 2>&1 ||
      ! cmake --build "$dir" -j 16 >> "$OUT_DIR/build-$name.log" 2>&1; then
     echo "$name: build FAILED"; tail -20 "$OUT_DIR/build-$name.log"; continue
@@ -27,9 +39,9 @@ done
 for round in $(seq 1 "${ROUNDS:-1}"); do
   for name in "${built[@]}"; do
     tag=$name-r$round
-    "build-ab-$name/tools/openmla-bench" --only-cli "${case_args[@]}" ${BENCH_ARGS:---quick --no-check} \
+    env ${envs[$name]} "build-ab-$name/tools/openmla-bench" --only-cli "${case_args[@]}" ${BENCH_ARGS:---quick --no-check} \
       --json "$OUT_DIR/ab-$tag.json" > "$OUT_DIR/ab-$tag.log" 2>&1 || echo "$tag: bench FAILED"
-    echo "== $tag"
+    echo "== $tag ${envs[$name]}"
     grep -E '^\| b' "$OUT_DIR/ab-$tag.log" | cut -d'|' -f2,4,8,9
   done
 done
