@@ -22,22 +22,19 @@ if [ ! -x "$tool" ] || [ ! -x "$bin/nvdisasm" ]; then
   rm -rf "$tmp"
 fi
 export PATH="$PWD/$bin:$PATH"
-case $dtype in
-  bf16) t=13__nv_bfloat16 ;;
-  fp16) t=6__half ;;
-  *) echo "sass-local: dtype is bf16 or fp16" >&2; exit 2 ;;
-esac
-fn="_ZN7openmla7kernels19dense_decode_seesaw26dense_decode_seesaw_kernelI${t}EEv14CUtensorMap_stS4_NS0_17DenseDecodeParamsEi"
+case $dtype in bf16 | fp16) ;; *) echo "sass-local: dtype is bf16 or fp16" >&2; exit 2 ;; esac
 cubin=$(mktemp --suffix=.cubin)
 log=$(nvcc -std=c++17 -gencode arch=compute_90a,code=sm_90a -O3 --expt-relaxed-constexpr -Isrc -Iinclude \
   -Xptxas -v -cubin -o "$cubin" "src/kernels/sm90/dense_decode/dense_decode_$dtype.cu" 2>&1)
-echo "$log" | grep -A3 "Compiling entry.*seesaw" | grep -E "spill|Used" | sed 's/^ *//;s/^ptxas info *: //' || true
+echo "$log" | grep -A3 "Compiling entry.*seesaw" | grep -E "entry|spill|Used" |
+  sed 's/^ *//;s/^ptxas info *: //;s/Compiling entry function .*seesaw_kernel/seesaw_kernel/;s/EEv14CU.*//' || true
 # wgmma serialised by ptxas (C7510-C7520) is the costliest silent failure.
 serial=$(echo "$log" | grep "seesaw" | grep -c "serialized" || true)
-echo "sass-local: ptxas serialisation warnings in the seesaw kernel: $serial"
+echo "sass-local: ptxas serialisation warnings in the seesaw kernels: $serial"
 echo "$log" | grep "seesaw" | grep "serialized" | sed 's/ in the function.*//' | sort -u || true
-"$tool" -sass -fun "$fn" "$cubin" > "$out"
+# Every instantiation of the seesaw kernel, one after another.
+"$tool" -sass "$cubin" | awk '/Function : /{keep = index($0, "dense_decode_seesaw_kernel") > 0} keep' > "$out"
 rm -f "$cubin"
 count() { grep -cE "[^A-Z.]$1[ .]" "$out" || true; }
-echo "sass-local: $out: HGMMA=$(count HGMMA) LD.E=$(count 'LD\.E') ST.E=$(count 'ST\.E') LDS=$(count LDS)" \
-     "STS=$(count STS) LDL=$(count LDL) STL=$(count STL) MUFU=$(count MUFU)"
+echo "sass-local: $out ($(grep -c 'Function : ' "$out") kernels): HGMMA=$(count HGMMA) LD.E=$(count 'LD\.E')" \
+     "ST.E=$(count 'ST\.E') LDS=$(count LDS) STS=$(count STS) LDL=$(count LDL) STL=$(count STL) MUFU=$(count MUFU)"
