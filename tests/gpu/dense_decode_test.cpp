@@ -224,6 +224,16 @@ std::vector<DecodeCase> special_cases() {
     c.k_layout = KLayout::kHeadMajor;
     c.q_layout = c.out_layout = QOLayout::kPadded;
     cases.push_back(named(c, "k_headmajor_hq128_hkv8_sq4"));
+
+    // N(0, 1) values at the default scale (torch.randn data, as FlashMLA's
+    // users feed it): scores of std 1, long requests. The dominant P of a row
+    // must come out as exactly 1 (the running max exact): a lagging max
+    // passed every N(0, 0.1^2) case and failed this one.
+    c = make_case(dt, 128, 1, 2, 2048, true, 32, ++id);
+    c.q_std = c.k_std = 1.0f;
+    c.softmax_scale = 0.f;
+    c.q_layout = c.out_layout = QOLayout::kContig;
+    cases.push_back(named(c, "std1_values_hq128_sq2_sk2048_causal_b32"));
   }
   for (auto& c : cases)
     for (char& ch : c.name)

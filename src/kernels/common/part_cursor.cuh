@@ -51,13 +51,15 @@ __device__ __forceinline__ PartView view_part(const DenseDecodeParams& p) {
 
 struct Cursor {
   int r, blk, end;  // end: one past the last block of r within this part
+  int len;          // r's cached length, read once a request (not once a block)
   bool seg_start;   // first item of a segment (a new request)
 };
 
 __device__ __forceinline__ void cursor_begin(Cursor& c, const PartMeta& pm, const int32_t* len) {
   c.r = pm.r_begin;
   c.blk = pm.blk_begin;
-  c.end = pm.r_begin == pm.r_end ? pm.blk_end : blocks_of(len[c.r]);
+  c.len = len[c.r];
+  c.end = pm.r_begin == pm.r_end ? pm.blk_end : blocks_of(c.len);
   c.seg_start = true;
 }
 
@@ -68,9 +70,10 @@ __device__ __forceinline__ void cursor_next(Cursor& c, const PartMeta& pm, const
   }
   do {
     ++c.r;
-  } while (c.r < pm.r_end && blocks_of(len[c.r]) == 0);
+    c.len = len[c.r];  // r never passes r_end (inclusive, a real request)
+  } while (c.r < pm.r_end && blocks_of(c.len) == 0);
   c.blk = 0;
-  c.end = c.r == pm.r_end ? pm.blk_end : blocks_of(len[c.r]);
+  c.end = c.r == pm.r_end ? pm.blk_end : blocks_of(c.len);
   c.seg_start = true;
 }
 

@@ -195,6 +195,15 @@ __device__ __forceinline__ void named_arrive(int id, int threads) {
   asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
+// A shared load the compiler may not move or merge: what depends on it stays
+// below the instructions issued before it (used to keep a bar.arrive ahead of
+// the work that follows it).
+__device__ __forceinline__ float ld_volatile_shared(const float* p) {
+  float v;
+  asm volatile("ld.volatile.shared.f32 %0, [%1];\n" : "=f"(v) : "r"(smem_addr(p)) : "memory");
+  return v;
+}
+
 // Generic-proxy smem writes (st.shared, cp.async) -> async proxy (wgmma, TMA).
 __device__ __forceinline__ void fence_proxy_async() {
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");

@@ -17,7 +17,7 @@
 // Only Q, A and B fit in shared memory (3 x 72 KB), so each buffer is
 // refilled in chunk groups as soon as the group's last reader retires, by the
 // warpgroup that read it last (no cross-warpgroup wait before a refill):
-//   A: rope chunk after S0 (WG0), chunks 0-3 after P0 V_aL (WG0),
+//   A: rope chunk (free since S0) and chunks 0-3 after P0 V_aL (WG0),
 //      chunks 4-7 after P0' V_aR (WG1);
 //   B: chunks 4-7 after P1 V_bR (WG1), chunks 0-3 + rope after P1 V_bL (WG0);
 //      P1 itself lives in B's rope chunk (free once S1 retired).
@@ -57,7 +57,8 @@ constexpr int kNumGroups = 5;
 // and whether the CTA fills rows of requests without a cached token.
 constexpr int kOffSeg = (kOffBar + kNumGroups * 8 + 15) / 16 * 16;
 constexpr int kOffFill = kOffSeg + 2 * 16;
-constexpr int kSmemUsed = kOffFill + 16;
+constexpr int kOffScale = kOffFill + 16;  // scale_log2, read back to order WG0's m0 arrive
+constexpr int kSmemUsed = kOffScale + 16;
 constexpr int kSmemBytes = kSmemUsed + 1024;  // slack to align the base to 1024
 static_assert(kSmemBytes <= 232448, "over the sm_90 shared memory limit");
 // One CTA an SM (the fused merge's residency check counts on it).
@@ -251,8 +252,9 @@ __global__ void __launch_bounds__(kThreads, 1)
                                const DenseDecodeParams p, int evict_first) {
   TRACE_AT(0, 15);
   extern __shared__ unsigned char smem_raw[];
-  unsigned char* smem = reinterpret_cast<unsigned char*>(
-      (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  // Aligned by an offset on the array, not through an integer cast: the
+  // pointer keeps the shared address space (LDS/STS, not generic LD/ST).
+  unsigned char* smem = smem_raw + ((1024u - (ptx::smem_addr(smem_raw) & 1023u)) & 1023u);
   unsigned char* sQ = smem + kOffQ;
   unsigned char* sA = smem + kOffA;
   unsigned char* sB = smem + kOffB;
@@ -263,6 +265,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + kOffBar);
   int4* s_seg = reinterpret_cast<int4*>(smem + kOffSeg);
   int* s_fill = reinterpret_cast<int*>(smem + kOffFill);
+  float* s_scale = reinterpret_cast<float*>(smem + kOffScale);
 
   const PartView view = view_part(p);
   if (!view.usable) {
@@ -288,6 +291,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (tid == 0) {
     for (int g = 0; g < kNumGroups; ++g) ptx::mbar_init(&full[g], 1);
     ptx::fence_mbar_init();
+    *s_scale = p.scale_log2;
   }
   __syncthreads();
 
@@ -343,7 +347,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     PairWalk nx = pw;
     nx.next(pm, p.seqlens);
     const bool seg_end = nx.left <= 0 || nx.c.seg_start;
-    const int len = p.seqlens[c.r];
+    const int len = c.len;
     NextBlocks next;
     if (issuer) next.find(p, pm, nx);
 
@@ -393,7 +397,6 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::wait<0>();
       wgmma::fence_regs<32>(s);
       TRACE(4);
-      if (issuer && next.a >= 0) load_group(maps, sA, &full[kGA0], kGA0, next.a, kv_head, policy);
 
       float mx[2], u0[2], scale0[2], rs[2];
       mask_rowmax(s, (c.blk + 1) * kTileN > mask_from, c.blk * kTileN + 2 * (lane % 4), row_end, mx);
@@ -407,9 +410,12 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
       ptx::named_arrive(kBarM0, kThreads);
       TRACE(5);
+      // ptxas otherwise sinks the arrive below the 32 exponentials, and WG1
+      // waits for them: this load orders them after it.
+      const float scale_log2 = ptx::ld_volatile_shared(s_scale);
 
       uint32_t pa[16];
-      exp_pack<T>(s, p.scale_log2, u0, rs, pa);
+      exp_pack<T>(s, scale_log2, u0, rs, pa);
 #pragma unroll
       for (int k = 0; k < 2; ++k) l_run[k] = l_run[k] * scale0[k] + rs[k];
       const int valid = len - c.blk * kTileN;
@@ -423,6 +429,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       pv_rs<T>(o, pa, dAv);
       wgmma::commit();
       TRACE(6);
+      // A's rope chunk has been free since S0 retired; issued here, off the
+      // softmax's path.
+      if (issuer && next.a >= 0) load_group(maps, sA, &full[kGA0], kGA0, next.a, kv_head, policy);
 
       // m1 and P1 from WG1; P0 rescaled to m1 for WG1's half of V_a.
       ptx::named_sync(kBarP1, kThreads);
@@ -484,11 +493,12 @@ __global__ void __launch_bounds__(kThreads, 1)
         wgmma::fence_regs<32>(s);
         TRACE(3);
       }
-      ptx::named_sync(kBarM0, kThreads);
-      TRACE(4);
+      // The row max does not need m0: done while WG0 gets there.
       float mx[2] = {-INFINITY, -INFINITY};
       if (has_b)
         mask_rowmax(s, (c.blk + 2) * kTileN > mask_from, (c.blk + 1) * kTileN + 2 * (lane % 4), row_end, mx);
+      ptx::named_sync(kBarM0, kThreads);
+      TRACE(4);
       float u1[2], factor[2];
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
