@@ -74,6 +74,16 @@ int merge_mode() {
   return -1;
 }
 
+// OPENMLA_MULTICAST=0|1: whether the seesaw kernel's row-tile pairs share
+// their cache copies through TMA multicast where they can (default: 1).
+// Read on every call.
+int multicast_mode() {
+  const char* e = std::getenv("OPENMLA_MULTICAST");
+  if (e == nullptr || std::strcmp(e, "1") == 0) return 1;
+  if (std::strcmp(e, "0") == 0) return 0;
+  return -1;
+}
+
 }  // namespace
 
 extern "C" {
@@ -181,6 +191,8 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   const int merge = merge_mode();
   if (merge < 0)
     return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_MERGE: must be 'combine' or 'kernel' when set");
+  const int multicast = multicast_mode();
+  if (multicast < 0) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_MULTICAST: must be '0' or '1' when set");
   kernels::DenseDecodeParams p{};
   p.batch = (int)a.q.shape[0];
   p.s_q = (int)a.q.shape[1];
@@ -219,6 +231,7 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   p.merge_counters = reinterpret_cast<int32_t*>(static_cast<char*>(workspace) + w.counter_offset);
   p.variant = dense_kernel_variant();
   p.fused_merge = merge == kMergeInKernel;  // the launch clears it where it cannot
+  p.multicast = multicast;                  // likewise
 
   cudaError_t err;
   if (a.q.dtype == OPENMLA_DTYPE_BF16) {

@@ -39,6 +39,9 @@ struct DenseDecodeParams {
   // The seesaw kernel merges split requests itself (kernels/common/merge.cuh;
   // launched cooperatively) and writes the rows the combine kernel would.
   int fused_merge;
+  // The two row tiles of a kv head run as a cluster of 2 that fetches each
+  // cache block once (TMA multicast); the launch clears it where it cannot.
+  int multicast;
 };
 
 // Which dense decode kernel runs: the seesaw wgmma + TMA one, the first wgmma

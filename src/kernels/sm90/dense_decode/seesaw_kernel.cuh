@@ -53,9 +53,10 @@ constexpr int kOffP0 = kOffB + kTileBytes;
 constexpr int kOffRows = kOffP0 + kChunkBytes;  // m0, m1, l0, l1: 64 floats each
 constexpr int kOffBar = kOffRows + 4 * kTileM * 4;
 constexpr int kNumGroups = 5;
+// full[g] then, under multicast, empty[g] (kOffBar + 8 * (kNumGroups + g)).
 // Fused merge: the part's first and last segment {r, seg_begin, num_segs, seg}
 // and whether the CTA fills rows of requests without a cached token.
-constexpr int kOffSeg = (kOffBar + kNumGroups * 8 + 15) / 16 * 16;
+constexpr int kOffSeg = (kOffBar + 2 * kNumGroups * 8 + 15) / 16 * 16;
 constexpr int kOffFill = kOffSeg + 2 * 16;
 constexpr int kOffScale = kOffFill + 16;  // scale_log2, read back to order WG0's m0 arrive
 constexpr int kSmemUsed = kOffScale + 16;
@@ -105,15 +106,70 @@ struct CacheMaps {
   const CUtensorMap* map1;
 };
 
-__device__ __forceinline__ void load_group(const CacheMaps& maps, unsigned char* buf, uint64_t* bar, int g,
-                                           int phys, int kv_head, uint64_t policy) {
+__device__ __forceinline__ uint32_t group_bytes(int g) {
+  return ((g != kGA0 ? 4 : 0) + (g == kGA0 || g == kGB1 ? 1 : 0)) * kChunkBytes;
+}
+
+// Group g of block `phys` into buf, completing on bar; with kMulticast into
+// both CTAs of the cluster (each armed its own bar).
+template <bool kMulticast>
+__device__ __forceinline__ void copy_group(const CacheMaps& maps, unsigned char* buf, uint64_t* bar, int g, int phys,
+                                           int kv_head, uint64_t policy) {
   const bool run = g != kGA0;
   const int c_begin = (g == kGA2 || g == kGB0) ? 4 : 0;
   const bool rope = g == kGA0 || g == kGB1;
-  ptx::mbar_arrive_expect_tx(bar, ((run ? 4 : 0) + (rope ? 1 : 0)) * kChunkBytes);
-  if (run) ptx::tma_load_5d(buf + c_begin * kChunkBytes, maps.map4, bar, 0, 0, c_begin, kv_head, phys, policy);
-  if (rope) ptx::tma_load_5d(buf + 8 * kChunkBytes, maps.map1, bar, 0, 0, 8, kv_head, phys, policy);
+  if constexpr (kMulticast) {
+    if (run)
+      ptx::tma_load_5d_multicast(buf + c_begin * kChunkBytes, maps.map4, bar, 0, 0, c_begin, kv_head, phys, 3, policy);
+    if (rope) ptx::tma_load_5d_multicast(buf + 8 * kChunkBytes, maps.map1, bar, 0, 0, 8, kv_head, phys, 3, policy);
+  } else {
+    if (run) ptx::tma_load_5d(buf + c_begin * kChunkBytes, maps.map4, bar, 0, 0, c_begin, kv_head, phys, policy);
+    if (rope) ptx::tma_load_5d(buf + 8 * kChunkBytes, maps.map1, bar, 0, 0, 8, kv_head, phys, policy);
+  }
 }
+
+// Under multicast the two CTAs of a cluster are the two row tiles of one kv
+// head on the same part: the same blocks in the same order. Each group is
+// fetched once, by its owner, into both; 9 chunks each.
+__device__ __forceinline__ uint32_t group_owner(int g) { return (g == kGA1 || g == kGB1) ? 0u : 1u; }
+
+template <bool kMulticast>
+struct GroupLoader {
+  CacheMaps maps;
+  uint64_t* full;  // [kNumGroups]; empty[g] = full[kNumGroups + g] under multicast
+  int kv_head;
+  uint64_t policy;
+  uint32_t rank;  // in the cluster (0 without multicast)
+
+  __device__ __forceinline__ void arm(int g) const { ptx::mbar_arrive_expect_tx(&full[g], group_bytes(g)); }
+  // Armed first (by every CTA of the cluster), issued by the owner.
+  __device__ __forceinline__ void issue(unsigned char* buf, int g, int phys) const {
+    if (!kMulticast || rank == group_owner(g)) copy_group<kMulticast>(maps, buf, &full[g], g, phys, kv_head, policy);
+  }
+  // The calling warpgroup's last reads of group g retired: refill it with
+  // block phys (-1: none; known to the issuer only). Under multicast the
+  // owner waits (whole warpgroup, so that no wait sits in a branch between
+  // wgmma) for the peer to release its copy; the peer's own empty barrier
+  // (count 1) completes at once, the owner's (count 2) on both releases.
+  // `parity`: releases of g before this one, mod 2.
+  __device__ __forceinline__ void refill(unsigned char* buf, int g, int phys, uint32_t parity, bool issuer) const {
+    if constexpr (!kMulticast) {
+      if (issuer && phys >= 0) {
+        arm(g);
+        issue(buf, g, phys);
+      }
+    } else {
+      uint64_t* empty = &full[kNumGroups + g];
+      if (issuer) {
+        if (phys >= 0) arm(g);  // before the release: the copy cannot land first
+        ptx::mbar_arrive_cluster(empty, group_owner(g));
+        if (rank != group_owner(g)) ptx::mbar_arrive(empty);
+      }
+      ptx::mbar_wait(empty, parity);
+      if (issuer && phys >= 0) issue(buf, g, phys);
+    }
+  }
+};
 
 // The part's blocks taken as pairs that never straddle a segment.
 struct PairWalk {
@@ -246,7 +302,7 @@ __device__ __forceinline__ void scale_rows(float* o, const float* f) {
   }
 }
 
-template <typename T>
+template <typename T, bool kMulticast>
 __global__ void __launch_bounds__(kThreads, 1)
     dense_decode_seesaw_kernel(const __grid_constant__ CUtensorMap map4, const __grid_constant__ CUtensorMap map1,
                                const DenseDecodeParams p, int evict_first) {
@@ -283,41 +339,59 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int warp = wtid / 32, lane = tid % 32;
   const bool issuer = wtid == 0;  // thread 0 loads for WG0, thread 128 for WG1
 
-  const CacheMaps maps{&map4, &map1};
   if (issuer) {
     ptx::prefetch_tensormap(&map4);
     ptx::prefetch_tensormap(&map1);
   }
-  if (tid == 0) {
-    for (int g = 0; g < kNumGroups; ++g) ptx::mbar_init(&full[g], 1);
-    ptx::fence_mbar_init();
-    *s_scale = p.scale_log2;
-  }
-  __syncthreads();
-
   uint64_t policy;
   if (evict_first)
     asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
   else
     asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;\n" : "=l"(policy));
+  const GroupLoader<kMulticast> loader{CacheMaps{&map4, &map1}, full, kv_head, policy,
+                                       kMulticast ? ptx::cluster_ctarank() : 0u};
 
   PairWalk pw;
   cursor_begin(pw.c, pm, p.seqlens);
   pw.left = n_items;
+  int first_a = -1;
+  NextBlocks first;
   if (tid == 0) {
-    // Block a's copies go out before b is looked up (b's lookup waits on the
-    // request's length).
-    const int a = p.block_table[(int64_t)pw.c.r * p.block_table_stride + pw.c.blk];
-    for (int g = kGA0; g <= kGA2; ++g) load_group(maps, sA, &full[g], g, a, kv_head, policy);
-    NextBlocks first;
+    for (int g = 0; g < kNumGroups; ++g) ptx::mbar_init(&full[g], 1);
+    if constexpr (kMulticast)
+      for (int g = 0; g < kNumGroups; ++g) ptx::mbar_init(&full[kNumGroups + g], loader.rank == group_owner(g) ? 2 : 1);
+    ptx::fence_mbar_init();
+    *s_scale = p.scale_log2;
+    first_a = p.block_table[(int64_t)pw.c.r * p.block_table_stride + pw.c.blk];
+    if constexpr (!kMulticast) {
+      // Block a's copies go out before b is looked up (b's lookup waits on
+      // the request's length).
+      for (int g = kGA0; g <= kGA2; ++g) loader.refill(sA, g, first_a, 0, true);
+    }
     first.find(p, pm, pw);
-    if (first.b >= 0)
-      for (int g = kGB0; g <= kGB1; ++g) load_group(maps, sB, &full[g], g, first.b, kv_head, policy);
+    if constexpr (kMulticast) {
+      // Both CTAs armed before either copies into the other.
+      for (int g = kGA0; g <= kGA2; ++g) loader.arm(g);
+      if (first.b >= 0)
+        for (int g = kGB0; g <= kGB1; ++g) loader.arm(g);
+    } else if (first.b >= 0) {
+      for (int g = kGB0; g <= kGB1; ++g) loader.refill(sB, g, first.b, 0, true);
+    }
     if (p.fused_merge) {  // its latency hides under the first copies'
       int fill = 0;
       for (int r = blockIdx.y; r < p.batch; r += p.num_parts) fill |= reqs[r].num_segs == 0;
       *s_fill = fill;
     }
+  }
+  if constexpr (kMulticast) {
+    ptx::cluster_sync();  // barrier inits and arms seen by the peer
+    if (tid == 0) {
+      for (int g = kGA0; g <= kGA2; ++g) loader.issue(sA, g, first_a);
+      if (first.b >= 0)
+        for (int g = kGB0; g <= kGB1; ++g) loader.issue(sB, g, first.b);
+    }
+  } else {
+    __syncthreads();
   }
 
   constexpr uint32_t kSbo = 1024, kLboK = 16, kLboV = kChunkBytes;
@@ -431,7 +505,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       TRACE(6);
       // A's rope chunk has been free since S0 retired; issued here, off the
       // softmax's path.
-      if (issuer && next.a >= 0) load_group(maps, sA, &full[kGA0], kGA0, next.a, kv_head, policy);
+      loader.refill(sA, kGA0, next.a, ia & 1, issuer);
 
       // m1 and P1 from WG1; P0 rescaled to m1 for WG1's half of V_a.
       ptx::named_sync(kBarP1, kThreads);
@@ -463,7 +537,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::wait<0>();
       wgmma::fence_regs<128>(o);
       TRACE(9);
-      if (issuer && next.a >= 0) load_group(maps, sA, &full[kGA1], kGA1, next.a, kv_head, policy);
+      loader.refill(sA, kGA1, next.a, ia & 1, issuer);
       scale_rows(o, scale1);
 #pragma unroll
       for (int k = 0; k < 2; ++k) l_run[k] *= scale1[k];
@@ -474,7 +548,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         wgmma::wait<0>();
         wgmma::fence_regs<128>(o);
         TRACE(10);
-        if (issuer && next.b >= 0) load_group(maps, sB, &full[kGB1], kGB1, next.b, kv_head, policy);
+        loader.refill(sB, kGB1, next.b, ib & 1, issuer);
       }
     } else {
       // ---- WG1: S1 on block b, in the order B's groups come back ----
@@ -540,12 +614,12 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (has_b) {
         wgmma::wait<1>();
         TRACE(8);
-        if (issuer && next.b >= 0) load_group(maps, sB, &full[kGB0], kGB0, next.b, kv_head, policy);
+        loader.refill(sB, kGB0, next.b, ib & 1, issuer);
       }
       wgmma::wait<0>();
       wgmma::fence_regs<128>(o);
       TRACE(9);
-      if (issuer && next.a >= 0) load_group(maps, sA, &full[kGA2], kGA2, next.a, kv_head, policy);
+      loader.refill(sA, kGA2, next.a, ia & 1, issuer);
     }
 #pragma unroll
     for (int k = 0; k < 2; ++k) m_run[k] = m_new[k];
@@ -588,8 +662,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     pw = nx;
   }
+  // The peer may still arrive on this CTA's empty barriers.
+  if constexpr (kMulticast) ptx::cluster_sync();
 
-  if (p.fused_merge) {
+  if (!kMulticast && p.fused_merge) {
     // Shares of the merges of the split requests this part begins and ends
     // with (kernels/common/merge.cuh); Q's buffer is free scratch now.
     // The segments were noted in shared memory as they started: no global

@@ -79,20 +79,67 @@ inline bool fused_merge_fits(const DenseDecodeParams& p, dim3 grid) {
   return (int64_t)grid.x * grid.y <= sms && p.num_parts <= dense_decode_seesaw::kMaxMergeSegments;
 }
 
+// Whether the seesaw grid can run as clusters of 2 (the row tiles of a kv
+// head paired), every cluster resident at once: a cluster needs two SMs of one
+// GPC, so fewer clusters than SM pairs may fit, and a second wave would cost
+// more than multicast saves. Asked once a device.
+template <typename T>
+bool multicast_fits(const DenseDecodeParams& p, dim3 grid, int smem) {
+  if (p.num_row_tiles % 2 != 0) return false;
+  static int cached_dev = -1, max_clusters = 0;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  if (dev != cached_dev) {
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = 2;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(2, 1);
+    cfg.blockDim = dim3(dense_decode_seesaw::kThreads);
+    cfg.dynamicSmemBytes = smem;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    int n = 0;
+    if (cudaOccupancyMaxActiveClusters(&n, dense_decode_seesaw::dense_decode_seesaw_kernel<T, true>, &cfg) !=
+        cudaSuccess) {
+      (void)cudaGetLastError();
+      n = 0;
+    }
+    max_clusters = n;
+    cached_dev = dev;
+  }
+  return (int64_t)grid.x * grid.y <= 2 * (int64_t)max_clusters;
+}
+
 template <typename T>
 cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream) {
   const bool seesaw = p.variant == kDenseSeesaw;
-  if (!seesaw) p.fused_merge = 0;
+  if (!seesaw) p.fused_merge = p.multicast = 0;
   const int smem = seesaw ? dense_decode_seesaw::kSmemBytes : kSmemBytes;
-  cudaError_t err =
-      seesaw ? cudaFuncSetAttribute(dense_decode_seesaw::dense_decode_seesaw_kernel<T>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, smem)
-             : cudaFuncSetAttribute(dense_decode_wgmma_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  cudaError_t err = cudaSuccess;
+  if (seesaw) {
+    err = cudaFuncSetAttribute(dense_decode_seesaw::dense_decode_seesaw_kernel<T, false>,
+                               cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (err == cudaSuccess)
+      err = cudaFuncSetAttribute(dense_decode_seesaw::dense_decode_seesaw_kernel<T, true>,
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  } else {
+    err = cudaFuncSetAttribute(dense_decode_wgmma_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  }
   if (err != cudaSuccess) return err;
   dim3 grid(p.num_row_tiles * p.h_kv, p.num_parts);
-  // Each cache block is read by every row tile of its kv head: keep it in L2
-  // for the sibling CTAs unless nobody else reads it.
-  const int evict_first = p.num_row_tiles == 1;
+  if (p.multicast && !multicast_fits<T>(p, grid, smem)) p.multicast = 0;
+  // The in-kernel merge is written for the plain grid.
+  if (p.multicast) p.fused_merge = 0;
+  // Each cache block is read by every row tile (every cluster under
+  // multicast) of its kv head: keep it in L2 for the siblings unless nobody
+  // else reads it.
+  const int evict_first = p.num_row_tiles == (p.multicast ? 2 : 1);
   if (seesaw) {
     CUtensorMap map4, map1;
     err = make_chunked_cache_tmap<T>(p, num_blocks, 4, &map4);
@@ -113,7 +160,7 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
       cfg.stream = stream;
       cfg.attrs = attr;
       cfg.numAttrs = 1;
-      err = cudaLaunchKernelEx(&cfg, dense_decode_seesaw::dense_decode_seesaw_kernel<T>, map4, map1, p,
+      err = cudaLaunchKernelEx(&cfg, dense_decode_seesaw::dense_decode_seesaw_kernel<T, false>, map4, map1, p,
                                evict_first);
       if (err != cudaErrorCooperativeLaunchTooLarge) return err;
       // Fewer SMs usable than the device has (MPS, green contexts): the
@@ -121,7 +168,26 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
       (void)cudaGetLastError();
       p.fused_merge = 0;
     }
-    dense_decode_seesaw::dense_decode_seesaw_kernel<T><<<grid, kThreads, smem, stream>>>(map4, map1, p, evict_first);
+    if (p.multicast) {
+      cudaLaunchAttribute attr[1];
+      attr[0].id = cudaLaunchAttributeClusterDimension;
+      attr[0].val.clusterDim.x = 2;
+      attr[0].val.clusterDim.y = 1;
+      attr[0].val.clusterDim.z = 1;
+      cudaLaunchConfig_t cfg{};
+      cfg.gridDim = grid;
+      cfg.blockDim = dim3(kThreads);
+      cfg.dynamicSmemBytes = smem;
+      cfg.stream = stream;
+      cfg.attrs = attr;
+      cfg.numAttrs = 1;
+      err = cudaLaunchKernelEx(&cfg, dense_decode_seesaw::dense_decode_seesaw_kernel<T, true>, map4, map1, p,
+                               evict_first);
+      if (err != cudaSuccess) return err;
+      return cudaGetLastError();
+    }
+    dense_decode_seesaw::dense_decode_seesaw_kernel<T, false><<<grid, kThreads, smem, stream>>>(map4, map1, p,
+                                                                                               evict_first);
   } else {
     CUtensorMap map;
     err = make_cache_tmap<T>(p, num_blocks, &map);
