@@ -72,13 +72,14 @@ HbmCeiling measure_hbm(size_t copy_bytes, int warmup, int repeats, cudaStream_t 
   return c;
 }
 
-double measure_bf16_tflops(int n, int warmup, int repeats, cudaStream_t stream) {
+double measure_tensor_tflops(bool fp16, int n, int warmup, int repeats, cudaStream_t stream) {
   const size_t elems = (size_t)n * n;
   DeviceBuffer a(elems * 2, "the GEMM's A"), b(elems * 2, "the GEMM's B"), c(elems * 2, "the GEMM's C");
   // torch.randn-like inputs (unclamped N(0, 1)), so the tensor cores switch
   // real bits.
-  BENCH_CUDA(fill_random_16bit(a.get(), false, elems, 0xa11ce, 1.0f, 1e30f, nullptr, 0, stream));
-  BENCH_CUDA(fill_random_16bit(b.get(), false, elems, 0xb0b, 1.0f, 1e30f, nullptr, 0, stream));
+  BENCH_CUDA(fill_random_16bit(a.get(), fp16, elems, 0xa11ce, 1.0f, 1e30f, nullptr, 0, stream));
+  BENCH_CUDA(fill_random_16bit(b.get(), fp16, elems, 0xb0b, 1.0f, 1e30f, nullptr, 0, stream));
+  const cudaDataType dt = fp16 ? CUDA_R_16F : CUDA_R_16BF;
   BENCH_CUDA(cudaMemsetAsync(c.get(), 0, elems * 2, stream));
 
   CublasHandle handle;
@@ -86,8 +87,8 @@ double measure_bf16_tflops(int n, int warmup, int repeats, cudaStream_t stream) 
   const float alpha = 1.0f, beta = 0.0f;
   auto gemm = [&]() {
     BENCH_CUBLAS(cublasGemmEx(handle.h, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &alpha, a.get(),
-                              CUDA_R_16BF, n, b.get(), CUDA_R_16BF, n, &beta, c.get(),
-                              CUDA_R_16BF, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                              dt, n, b.get(), dt, n, &beta, c.get(), dt, n, CUBLAS_COMPUTE_32F,
+                              CUBLAS_GEMM_DEFAULT));
   };
   for (int i = 0; i < warmup; ++i) gemm();
   EventPairs ev(repeats);

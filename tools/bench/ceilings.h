@@ -19,9 +19,9 @@ struct HbmCeiling {
 // CUDA events: `warmup` untimed copies, then the median of `repeats`.
 HbmCeiling measure_hbm(size_t copy_bytes, int warmup, int repeats, cudaStream_t stream);
 
-// cublasGemmEx n x n x n, bf16 A/B/C with random normal data, fp32 compute:
-// median TFLOP/s (2 n^3 / time) of `repeats` after `warmup`.
-double measure_bf16_tflops(int n, int warmup, int repeats, cudaStream_t stream);
+// cublasGemmEx n x n x n, bf16 (or fp16) A/B/C with random normal data,
+// fp32 compute: median TFLOP/s (2 n^3 / time) of `repeats` after `warmup`.
+double measure_tensor_tflops(bool fp16, int n, int warmup, int repeats, cudaStream_t stream);
 
 }  // namespace bench
 

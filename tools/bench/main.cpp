@@ -272,6 +272,7 @@ struct CaseResult {
 
 struct Ceilings {
   double hbm_gbps = 0, bf16_tflops = 0;
+  double fp16_tflops = 0;  // reported only: whether fp16's gap to bf16 is the chip's (power) or the kernel's
 };
 
 // Owns instantiated graphs.
@@ -522,8 +523,8 @@ void print_table(const std::string& device, const std::string& commit, const std
                  const Ceilings& ceilings, size_t copy_bytes, const std::vector<CaseResult>& results) {
   std::printf("\nopenmla-bench  %s  commit %s  %s\n", device.c_str(), commit.c_str(), date.c_str());
   std::printf("ceilings: HBM %.0f GB/s (%.1f GiB device-to-device copy, read + write), "
-              "bf16 tensor %.1f TFLOP/s (cuBLAS 8192^3 GEMM)\n\n",
-              ceilings.hbm_gbps, copy_bytes / 1073741824.0, ceilings.bf16_tflops);
+              "bf16 tensor %.1f TFLOP/s (cuBLAS 8192^3 GEMM; fp16 %.1f)\n\n",
+              ceilings.hbm_gbps, copy_bytes / 1073741824.0, ceilings.bf16_tflops, ceilings.fp16_tflops);
   std::printf("| case | s̄_k | µs | TFLOP/s | GB/s | %% HBM | %% tensor | max_abs_err | check |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|\n");
   for (const CaseResult& r : results) {
@@ -580,8 +581,11 @@ bool write_json(const std::string& path, const std::string& device, const std::s
   j += "  \"commit\": " + json_string(commit) + ",\n";
   const char* merge = std::getenv("OPENMLA_MERGE");  // where split requests were merged (src/host/api.cpp)
   j += "  \"merge\": " + json_string(merge && *merge ? merge : "combine") + ",\n";
+  const char* multicast = std::getenv("OPENMLA_MULTICAST");  // row-tile pairs sharing copies (default on)
+  j += "  \"multicast\": " + json_string(multicast && *multicast ? multicast : "1") + ",\n";
   j += "  \"ceilings\": {\"hbm_gbps\": " + json_number(ceilings.hbm_gbps) +
-       ", \"bf16_tflops\": " + json_number(ceilings.bf16_tflops) + "},\n";
+       ", \"bf16_tflops\": " + json_number(ceilings.bf16_tflops) +
+       ", \"fp16_tflops\": " + json_number(ceilings.fp16_tflops) + "},\n";
   j += "  \"cases\": [";
   for (size_t i = 0; i < results.size(); ++i) {
     const CaseResult& r = results[i];
@@ -727,8 +731,10 @@ int main(int argc, char** argv) {
     copy_bytes = hbm.copy_bytes;
     progress("  %.0f GB/s (%.1f GiB copy)", hbm.gbps, hbm.copy_bytes / 1073741824.0);
     progress("measuring the bf16 tensor-core ceiling (cuBLAS 8192^3 GEMM)...");
-    ceilings.bf16_tflops = measure_bf16_tflops(8192, opt.quick ? 2 : 5, opt.quick ? 8 : 20, stream);
+    ceilings.bf16_tflops = measure_tensor_tflops(false, 8192, opt.quick ? 2 : 5, opt.quick ? 8 : 20, stream);
     progress("  %.1f TFLOP/s", ceilings.bf16_tflops);
+    ceilings.fp16_tflops = measure_tensor_tflops(true, 8192, opt.quick ? 2 : 5, opt.quick ? 8 : 20, stream);
+    progress("  fp16: %.1f TFLOP/s", ceilings.fp16_tflops);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "openmla-bench: %s\n", e.what());
     return 1;
