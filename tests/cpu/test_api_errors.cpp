@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <memory>
 #include <string>
@@ -449,6 +450,21 @@ TEST(DenseDecodeArgs, NullWorkspace) {
 
 // The same error whatever other fields hold, as long as they are valid: fp16
 // and h_kv > 1 reach the same checks.
+// Settings read from the environment on every call: a value that is not one
+// of theirs is an error naming the variable, returned before anything is
+// launched (the arguments are valid; their memory is not the GPU's).
+TEST(DenseDecodeArgs, BadEnvironmentSettingsAreErrors) {
+  ValidArgs v;
+  ASSERT_TRUE(IsOk(openmla::check_dense_decode_args(&v.args(), kBigWorkspace)));
+  for (const char* var : {"OPENMLA_MERGE", "OPENMLA_MULTICAST"}) {
+    SCOPED_TRACE(var);
+    ASSERT_EQ(setenv(var, "bogus", 1), 0);
+    const openmla_status s = openmla_dense_decode(&v.args(), big_workspace().get(), kBigWorkspace, nullptr);
+    unsetenv(var);
+    EXPECT_TRUE(IsError(s, Expect::kBadArgument, {var}));
+  }
+}
+
 TEST(DenseDecodeArgs, ChecksHoldForFp16AndGqa) {
   ValidArgs v(dims(3, 2, 9, 3), OPENMLA_DTYPE_FP16);
   ASSERT_TRUE(IsOk(openmla::check_dense_decode_args(&v.args(), kBigWorkspace)));
