@@ -79,6 +79,28 @@ inline bool fused_merge_fits(const DenseDecodeParams& p, dim3 grid) {
   return (int64_t)grid.x * grid.y <= sms && p.num_parts <= dense_decode_seesaw::kMaxMergeSegments;
 }
 
+// The seesaw grid as clusters of 2 (the row tiles of a kv head paired): the
+// launch configuration for cudaLaunchKernelEx and the occupancy query. Not
+// copyable: cfg points at attr.
+struct PairedClusterConfig {
+  cudaLaunchAttribute attr[1];
+  cudaLaunchConfig_t cfg{};
+  PairedClusterConfig(dim3 grid, int smem, cudaStream_t stream) {
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = 2;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(dense_decode_seesaw::kThreads);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+  }
+  PairedClusterConfig(const PairedClusterConfig&) = delete;
+  PairedClusterConfig& operator=(const PairedClusterConfig&) = delete;
+};
+
 // Whether the seesaw grid can run as clusters of 2 (the row tiles of a kv
 // head paired), every cluster resident at once: a cluster needs two SMs of one
 // GPC, so fewer clusters than SM pairs may fit, and a second wave would cost
@@ -93,19 +115,9 @@ bool multicast_fits(const DenseDecodeParams& p, dim3 grid, int smem) {
     return false;
   }
   if (dev != cached_dev) {
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = 2;
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(2, 1);
-    cfg.blockDim = dim3(dense_decode_seesaw::kThreads);
-    cfg.dynamicSmemBytes = smem;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
+    const PairedClusterConfig c(dim3(2, 1), smem, nullptr);
     int n = 0;
-    if (cudaOccupancyMaxActiveClusters(&n, dense_decode_seesaw::dense_decode_seesaw_kernel<T, true>, &cfg) !=
+    if (cudaOccupancyMaxActiveClusters(&n, dense_decode_seesaw::dense_decode_seesaw_kernel<T, true>, &c.cfg) !=
         cudaSuccess) {
       (void)cudaGetLastError();
       n = 0;
@@ -169,19 +181,8 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
       p.fused_merge = 0;
     }
     if (p.multicast) {
-      cudaLaunchAttribute attr[1];
-      attr[0].id = cudaLaunchAttributeClusterDimension;
-      attr[0].val.clusterDim.x = 2;
-      attr[0].val.clusterDim.y = 1;
-      attr[0].val.clusterDim.z = 1;
-      cudaLaunchConfig_t cfg{};
-      cfg.gridDim = grid;
-      cfg.blockDim = dim3(kThreads);
-      cfg.dynamicSmemBytes = smem;
-      cfg.stream = stream;
-      cfg.attrs = attr;
-      cfg.numAttrs = 1;
-      err = cudaLaunchKernelEx(&cfg, dense_decode_seesaw::dense_decode_seesaw_kernel<T, true>, map4, map1, p,
+      const PairedClusterConfig c(grid, smem, stream);
+      err = cudaLaunchKernelEx(&c.cfg, dense_decode_seesaw::dense_decode_seesaw_kernel<T, true>, map4, map1, p,
                                evict_first);
       if (err != cudaSuccess) return err;
       return cudaGetLastError();
