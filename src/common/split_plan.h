@@ -62,7 +62,8 @@ struct PlanHeader {
   // The shapes planned for (set by the API), checked by the kernels: the
   // schedule depends on s_q and h_q only through s_q * h_q / h_kv.
   int32_t rows_per_kv_head, h_kv;
-  int32_t pad[5];
+  int32_t num_combine;  // entries of the combine list
+  int32_t pad[4];
 };
 static_assert(sizeof(PlanHeader) == 64, "PlanHeader is 64 bytes");
 
@@ -83,6 +84,14 @@ struct RequestMeta {
   int32_t num_segs;   // 0: no cached token; 1: written directly
 };
 
+// The requests the combine kernel writes (num_segs != 1), in order, so that
+// it launches CTAs for them only and reads everything it needs from one
+// entry (b128: 57 split requests of 128).
+struct CombineEntry {
+  int32_t r, seg_begin, num_segs, pad;
+};
+static_assert(sizeof(CombineEntry) == 16, "CombineEntry is 16 bytes");
+
 OPENMLA_HD inline size_t align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
 
 OPENMLA_HD inline int num_row_tiles(int s_q, int h_q, int h_kv) {
@@ -98,17 +107,23 @@ OPENMLA_HD inline int num_plan_parts(int num_sms, int s_q, int h_q, int h_kv) {
 
 // Workspace layout: [plan | o_accum f32 | lse_accum f32], 256-byte aligned;
 // o_accum holds [max_segments][h_kv * row tiles][64 x 512], lse_accum
-// [max_segments][s_q * h_q]. The plan region ends with one int32 merge
-// counter per (request, tile): zero whenever no decode runs (the planners
+// [max_segments][s_q * h_q]. The plan region is [header | parts | requests |
+// combine list (16-byte aligned, batch entries) | merge counters]: one int32
+// counter per (request, tile), zero whenever no decode runs (the planners
 // write zeros; a decode that merges in-kernel returns them to zero).
 struct WorkspaceLayout {
-  size_t part_offset, request_offset, counter_offset, plan_bytes;
+  size_t part_offset, request_offset, combine_offset, counter_offset, plan_bytes;
   size_t o_accum_offset, lse_accum_offset, total_bytes;
   int num_parts, max_segments;
 };
 
+OPENMLA_HD inline size_t plan_combine_offset(int batch, int num_parts) {
+  return align_up(sizeof(PlanHeader) + sizeof(PartMeta) * (size_t)num_parts + sizeof(RequestMeta) * (size_t)batch,
+                  16);
+}
+
 OPENMLA_HD inline size_t plan_counter_offset(int batch, int num_parts) {
-  return sizeof(PlanHeader) + sizeof(PartMeta) * (size_t)num_parts + sizeof(RequestMeta) * (size_t)batch;
+  return plan_combine_offset(batch, num_parts) + sizeof(CombineEntry) * (size_t)batch;
 }
 
 OPENMLA_HD inline size_t plan_region_bytes(int batch, int num_parts, int s_q, int h_q, int h_kv) {
@@ -133,6 +148,7 @@ OPENMLA_HD inline WorkspaceLayout workspace_layout(int batch, int s_q, int h_q, 
   w.max_segments = batch + w.num_parts;  // pieces <= nonempty requests + parts - 1
   w.part_offset = sizeof(PlanHeader);
   w.request_offset = w.part_offset + sizeof(PartMeta) * (size_t)w.num_parts;
+  w.combine_offset = plan_combine_offset(batch, w.num_parts);
   w.counter_offset = plan_counter_offset(batch, w.num_parts);
   w.plan_bytes = plan_region_bytes(batch, w.num_parts, s_q, h_q, h_kv);
   size_t rows = (size_t)s_q * h_q;
@@ -149,7 +165,7 @@ OPENMLA_HD inline int blocks_of(int32_t seqlen) {
   return seqlen <= 0 ? 0 : (int)(((int64_t)seqlen + kPageBlock - 1) / kPageBlock);
 }
 
-// Fills the plan (header, parts, requests) at `plan`. Serial on purpose: it is
+// Fills the plan (header, parts, requests, combine list) at `plan`. Serial on purpose: it is
 // O(batch + parts) and runs once per decoding step.
 OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
                                           int max_blocks_per_seq, int num_parts,
@@ -165,7 +181,8 @@ OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
   hdr->num_parts = num_parts;
   hdr->batch = batch;
   hdr->rows_per_kv_head = hdr->h_kv = 0;
-  for (int i = 0; i < 5; ++i) hdr->pad[i] = 0;
+  hdr->num_combine = 0;
+  for (int i = 0; i < 4; ++i) hdr->pad[i] = 0;
   if (min_blocks_per_part < 1) min_blocks_per_part = 1;
   hdr->min_blocks_per_part = min_blocks_per_part;
 
@@ -241,6 +258,16 @@ OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
   }
   hdr->active_parts = used > 0 ? used : 1;
   hdr->total_segments = seg;
+
+  char* req_end = reinterpret_cast<char*>(reqs + batch);
+  CombineEntry* list =
+      reinterpret_cast<CombineEntry*>(reinterpret_cast<char*>(plan) + plan_combine_offset(batch, num_parts));
+  for (char* b = req_end; b < reinterpret_cast<char*>(list); ++b) *b = 0;  // alignment padding
+  int n = 0;
+  for (int q = 0; q < batch; ++q)
+    if (reqs[q].num_segs != 1) list[n++] = CombineEntry{q, reqs[q].seg_begin, reqs[q].num_segs, 0};
+  hdr->num_combine = n;
+  for (int i = n; i < batch; ++i) list[i] = CombineEntry{0, 0, 0, 0};
 }
 
 // Records the shapes a plan was made for; the kernels refuse (NaN output,

@@ -74,13 +74,15 @@ int merge_mode() {
   return -1;
 }
 
-// OPENMLA_MULTICAST=0|1: whether the seesaw kernel's row-tile pairs share
-// their cache copies through TMA multicast where they can (default: 1).
+// OPENMLA_MULTICAST=0|1|force: whether the seesaw kernel's row-tile pairs
+// share their cache copies through TMA multicast where they can (default: 1);
+// `force` makes a call that cannot use it fail (tests prove it ran that way).
 // Read on every call.
 int multicast_mode() {
   const char* e = std::getenv("OPENMLA_MULTICAST");
   if (e == nullptr || std::strcmp(e, "1") == 0) return 1;
   if (std::strcmp(e, "0") == 0) return 0;
+  if (std::strcmp(e, "force") == 0) return 2;
   return -1;
 }
 
@@ -192,7 +194,8 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   if (merge < 0)
     return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_MERGE: must be 'combine' or 'kernel' when set");
   const int multicast = multicast_mode();
-  if (multicast < 0) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_MULTICAST: must be '0' or '1' when set");
+  if (multicast < 0)
+    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_MULTICAST: must be '0', '1' or 'force' when set");
   kernels::DenseDecodeParams p{};
   p.batch = (int)a.q.shape[0];
   p.s_q = (int)a.q.shape[1];
@@ -241,6 +244,10 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
     err = kernels::launch_dense_decode<kernels::Dtype::kFp16>(p, stream);
     if (err == cudaSuccess && !p.fused_merge) err = kernels::launch_combine<kernels::Dtype::kFp16>(p, stream);
   }
+  if (err == cudaErrorNotSupported && multicast == 2)
+    return make_error(OPENMLA_ERROR_UNSUPPORTED,
+                      "OPENMLA_MULTICAST=force: this call's grid cannot run as clusters of 2 "
+                      "(odd number of row tiles, another kernel, or clusters that do not all fit)");
   if (err != cudaSuccess) return cuda_error(err, "openmla_dense_decode launch");
   return ok_status();
 }

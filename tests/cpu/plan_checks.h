@@ -21,6 +21,7 @@ struct PlanView {
   const openmla::PlanHeader* hdr;
   const openmla::PartMeta* parts;
   const openmla::RequestMeta* reqs;
+  const openmla::CombineEntry* combine;  // [batch]
 };
 
 inline PlanView view_plan(const void* plan, int num_parts) {
@@ -29,13 +30,32 @@ inline PlanView view_plan(const void* plan, int num_parts) {
   v.parts = reinterpret_cast<const openmla::PartMeta*>(reinterpret_cast<const char*>(plan) +
                                                       sizeof(openmla::PlanHeader));
   v.reqs = reinterpret_cast<const openmla::RequestMeta*>(v.parts + num_parts);
+  v.combine = reinterpret_cast<const openmla::CombineEntry*>(
+      reinterpret_cast<const char*>(plan) + openmla::plan_combine_offset(v.hdr->batch, num_parts));
   return v;
 }
 
-// Bytes compute_split_plan writes: header, parts, requests.
-inline size_t plan_extent(int batch, int num_parts) {
-  return sizeof(openmla::PlanHeader) + sizeof(openmla::PartMeta) * (size_t)num_parts +
-         sizeof(openmla::RequestMeta) * (size_t)batch;
+// Bytes compute_split_plan writes: header, parts, requests, combine list.
+inline size_t plan_extent(int batch, int num_parts) { return openmla::plan_counter_offset(batch, num_parts); }
+
+// The combine list: every request with num_segs != 1, in order, copied from
+// its RequestMeta; the entries after them zero.
+inline void check_combine_list(int batch, const PlanView& v) {
+  int n = 0;
+  for (int r = 0; r < batch; ++r) {
+    if (v.reqs[r].num_segs == 1) continue;
+    ASSERT_LT(n, v.hdr->num_combine) << "request " << r << " missing from the combine list";
+    const openmla::CombineEntry& e = v.combine[n++];
+    ASSERT_EQ(e.r, r);
+    ASSERT_EQ(e.seg_begin, v.reqs[r].seg_begin);
+    ASSERT_EQ(e.num_segs, v.reqs[r].num_segs);
+    ASSERT_EQ(e.pad, 0);
+  }
+  ASSERT_EQ(v.hdr->num_combine, n);
+  for (int i = n; i < batch; ++i)
+    ASSERT_TRUE(v.combine[i].r == 0 && v.combine[i].seg_begin == 0 && v.combine[i].num_segs == 0 &&
+                v.combine[i].pad == 0)
+        << "combine entry " << i << " past the list is not zero";
 }
 
 // Checks a successful plan. Uses ASSERT internally: call through
@@ -146,6 +166,7 @@ inline void check_valid_plan(const std::vector<int32_t>& lens, int num_parts, co
     for (int k = 0; k < rm.num_segs; ++k)
       ASSERT_EQ(segs_of_req[r][k], rm.seg_begin + k) << "request segments not contiguous";
   }
+  ASSERT_NO_FATAL_FAILURE(check_combine_list(batch, v));
 }
 
 // A plan that recorded a bad length: nothing scheduled.
@@ -165,6 +186,7 @@ inline void check_error_plan(const std::vector<int32_t>& lens, int num_parts, co
     ASSERT_EQ(v.parts[p].num_blocks, 0);
   }
   for (size_t r = 0; r < lens.size(); ++r) ASSERT_EQ(v.reqs[r].num_segs, 0);
+  ASSERT_NO_FATAL_FAILURE(check_combine_list((int)lens.size(), v));
 }
 
 }  // namespace openmla_test

@@ -281,7 +281,8 @@ TEST(WorkspaceLayout, RegionsAlignedAndLargeEnough) {
     EXPECT_GE(w.plan_bytes, plan_extent(s.batch, w.num_parts));
     // One int32 merge counter per (request, tile) after the request table.
     const size_t tiles = (size_t)openmla::num_row_tiles(s.s_q, s.h_q, s.h_kv) * s.h_kv;
-    EXPECT_EQ(w.counter_offset, w.request_offset + sizeof(openmla::RequestMeta) * s.batch);
+    EXPECT_EQ(w.combine_offset, (w.request_offset + sizeof(openmla::RequestMeta) * s.batch + 15) / 16 * 16);
+    EXPECT_EQ(w.counter_offset, w.combine_offset + sizeof(openmla::CombineEntry) * s.batch);
     EXPECT_EQ(w.counter_offset % 4, 0u);
     EXPECT_GE(w.plan_bytes, w.counter_offset + 4 * tiles * s.batch);
     EXPECT_EQ(w.plan_bytes, openmla::plan_region_bytes(s.batch, w.num_parts, s.s_q, s.h_q, s.h_kv));

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <random>
 #include <string>
@@ -171,6 +172,14 @@ std::vector<DecodeCase> special_cases() {
     c.seqlens = {0, 0, 0, 0};
     cases.push_back(named(c, "all_empty_b4_hq64_sq2"));
 
+    // More requests for the combine kernel to write than it has CTAs a tile
+    // (min(batch, parts) = 6): empty ones between split ones.
+    c = make_case(dt, 16, 1, 1, 900, false, 40, ++id);
+    c.seqlens = varlen(900, 40, 1, false, mix_seed(id, 7));
+    for (int r = 0; r < 40; r += 3) c.seqlens[r] = 0;
+    c.num_sms = 6;
+    cases.push_back(named(c, "many_empty_b40_hq16_num_sms6"));
+
     // Lengths at block boundaries; the longest fills its table row exactly.
     c = make_case(dt, 32, 2, 2, 129, true, 1, ++id);
     c.seqlens = {63, 64, 65, 127, 128, 129, 1, 192};
@@ -255,6 +264,52 @@ TEST_P(DenseDecode, MatchesReference) {
                           << r.detail;
   EXPECT_TRUE(r.lse.pass) << "lse: max_abs_err=" << r.lse.max_abs_err
                           << " nan=" << r.lse.count_nan << r.detail;
+}
+
+// OPENMLA_MULTICAST=force fails a call that cannot pair its row tiles, so
+// these cases prove the cluster kernel ran (the default falls back silently):
+// two row tiles (h_q = 128, s_q = 1), four (s_q = 2, causal, split requests),
+// and several kv heads; then a one-tile shape that must be refused.
+class Multicast : public GpuTest {
+ protected:
+  void SetUp() override {
+    GpuTest::SetUp();
+    if (IsSkipped()) return;
+    const char* e = std::getenv("OPENMLA_MULTICAST");
+    had_ = e != nullptr;
+    if (had_) saved_ = e;
+    ASSERT_EQ(setenv("OPENMLA_MULTICAST", "force", 1), 0);
+  }
+  // The suite may run under OPENMLA_MULTICAST=0 (gpu-check): put it back.
+  void TearDown() override {
+    if (had_)
+      setenv("OPENMLA_MULTICAST", saved_.c_str(), 1);
+    else
+      unsetenv("OPENMLA_MULTICAST");
+  }
+
+ private:
+  bool had_ = false;
+  std::string saved_;
+};
+
+TEST_F(Multicast, ForcedRunsAndMatchesWhereRowTilesPair) {
+  std::vector<DecodeCase> cases;
+  for (openmla_dtype dt : kDtypes) {
+    cases.push_back(named(make_case(dt, 128, 1, 1, 1500, false, 6, 9001), "mc_hq128_sq1"));
+    cases.push_back(named(make_case(dt, 128, 1, 2, 700, true, 5, 9002), "mc_hq128_sq2_causal"));
+    cases.push_back(named(make_case(dt, 126, 3, 2, 300, true, 3, 9003), "mc_hq126_hkv3_sq2_causal"));
+  }
+  for (const DecodeCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    const CheckResult r = run_case(c);
+    EXPECT_TRUE(r.pass) << r.detail;
+  }
+}
+
+TEST_F(Multicast, ForcedIsRefusedForOneRowTile) {
+  const DecodeCase c = named(make_case(OPENMLA_DTYPE_BF16, 16, 1, 1, 300, false, 2, 9004), "mc_hq16_sq1");
+  EXPECT_THROW(run_case(c), std::runtime_error);
 }
 
 INSTANTIATE_TEST_SUITE_P(Sweep, DenseDecode, ::testing::ValuesIn(sweep_cases()), case_name);

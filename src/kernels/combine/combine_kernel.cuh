@@ -2,13 +2,17 @@
 // decode kernel does not: requests with no cached token (out 0, lse +inf) and,
 // after a bad plan, NaN everywhere so a bad length never passes silently.
 //
-// CTA = (request, tile, column slice); its 256 threads mirror the decode
-// kernel's accumulator layout (kernels/common/partials.cuh), so every partial
-// load is a coalesced float4. Each dependent round trip to memory costs about
-// a microsecond, the whole budget of a small batch, so: the merged LSE of all
-// 64 rows comes from one parallel pass (4 threads a row, all their loads in
-// flight) into shared memory, and each thread then keeps 16 float4 partial
-// loads in flight (b1 s_k 32768 h128 merges 66 segments a row).
+// CTA = (combine-list entry, tile, column slice of one 256-column half). The
+// planner lists the requests to write (kernels see them as CombineEntry), so
+// no CTA is launched for a request the decode kernel wrote, and the entry
+// holds all the CTA needs: the header and entry loads go out together, then
+// every partial and LSE load of the slice at once (clamped indices, no branch
+// around them, so they stay in flight), merged online (running max and sum
+// per row: no separate LSE pass, no barrier before the partial loads). Each
+// dependent round trip to memory costs about a microsecond, the whole budget
+// of a small batch. With one or two tile-entries (b1) a CTA has kSplit
+// groups of 128 threads that take alternate runs of segments and merge
+// through shared memory at the end (b1 s_k 32768 h128: 58 segments a row).
 #ifndef OPENMLA_KERNELS_COMBINE_COMBINE_KERNEL_CUH_
 #define OPENMLA_KERNELS_COMBINE_COMBINE_KERNEL_CUH_
 
@@ -19,166 +23,244 @@
 
 #include "common/split_plan.h"
 #include "kernels/common/params.h"
-#include "kernels/common/part_cursor.cuh"
 #include "kernels/common/partials.cuh"
 #include "kernels/common/ptx.cuh"
 
 namespace openmla::kernels::combine {
 
-constexpr int kThreads = 256;
-constexpr int kLseThreadsPerRow = kThreads / kRowsPerTile;  // 4
-constexpr int kLseUnroll = 8;  // LSE loads in flight per thread
-
-// kGroups float4 column groups per thread (32 / kGroups column slices per
-// tile in grid.z): few requests get many thin CTAs, many requests fat ones.
-template <int kGroups>
-struct Slicing {
+// kGroups float4 column groups a thread (32 / kGroups slices of each 256-column
+// half), kUnroll segments in flight a thread, kSplit groups of 128 threads.
+template <int kGroups, int kUnroll, int kSplit>
+struct Config {
+  static constexpr int kThreads = 128 * kSplit;
   static constexpr int kSlices = 32 / kGroups;
-  static constexpr int kSegUnroll = 16 / kGroups;  // 16 float4 loads in flight per thread
+  static constexpr int kMinBlocks = kSplit == 1 ? 4 : 1;  // <= 128 registers a thread either way
 };
 
-// Merged LSE of one tile row over the request's segments (natural log; -inf
-// when no segment saw a key): the 4 threads of a row split the segments and
-// merge their (max, sum) by shuffles.
-__device__ __forceinline__ float merged_lse(const DenseDecodeParams& p, const RequestMeta& rm, int64_t off,
-                                            int sub) {
-  const int64_t rows = (int64_t)p.s_q * p.h_q;
-  const float* src = p.lse_accum + (int64_t)rm.seg_begin * rows + off;
+__device__ __forceinline__ float exp_or_zero(float x, float m) { return x == -INFINITY ? 0.f : __expf(x - m); }
+
+// One row's running merge state.
+struct RowMerge {
   float m = -INFINITY, sum = 0.f;
-  for (int i0 = sub; i0 < rm.num_segs; i0 += kLseThreadsPerRow * kLseUnroll) {
-    // Loads of clamped indices (no branch around them, so all stay in flight),
-    // masked afterwards.
-    float x[kLseUnroll];
-#pragma unroll
-    for (int u = 0; u < kLseUnroll; ++u) x[u] = src[min(i0 + u * kLseThreadsPerRow, rm.num_segs - 1) * rows];
-#pragma unroll
-    for (int u = 0; u < kLseUnroll; ++u)
-      if (i0 + u * kLseThreadsPerRow >= rm.num_segs) x[u] = -INFINITY;
-    float mb = m;
-#pragma unroll
-    for (int u = 0; u < kLseUnroll; ++u) mb = fmaxf(mb, x[u]);
-    if (mb == -INFINITY) continue;
-    sum *= __expf(m - mb);  // m = -inf: sum is 0 and stays 0
-#pragma unroll
-    for (int u = 0; u < kLseUnroll; ++u) sum += __expf(x[u] - mb);
+  // Moves the max to mb (>= m); returns the factor the accumulators take.
+  __device__ __forceinline__ float rebase(float mb) {
+    const float f = exp_or_zero(m, mb);  // m = -inf: nothing accumulated yet
+    sum *= f;
     m = mb;
+    return f;
   }
-#pragma unroll
-  for (int d = 1; d < kLseThreadsPerRow; d *= 2) {
-    const float mo = __shfl_xor_sync(0xffffffff, m, d), so = __shfl_xor_sync(0xffffffff, sum, d);
-    const float mn = fmaxf(m, mo);
-    if (mn != -INFINITY) sum = sum * __expf(m - mn) + so * __expf(mo - mn);
-    m = mn;
-  }
-  return m == -INFINITY ? -INFINITY : m + logf(sum);
-}
+};
 
-template <typename T, int kGroupsPerSlice>
-__global__ void __launch_bounds__(kThreads, 1) combine_kernel(const DenseDecodeParams p) {
-  constexpr int kSegUnroll = Slicing<kGroupsPerSlice>::kSegUnroll;
-  __shared__ float s_lse[kRowsPerTile];
-  const PlanHeader* hdr = static_cast<const PlanHeader*>(p.plan);
-  const PartMeta* parts = reinterpret_cast<const PartMeta*>(hdr + 1);
-  const RequestMeta* reqs = reinterpret_cast<const RequestMeta*>(parts + p.num_parts);
-  const int r = blockIdx.x, tile = blockIdx.y, q0 = blockIdx.z * kGroupsPerSlice;
-  const int row_tile = tile % p.num_row_tiles, kv_head = tile / p.num_row_tiles;
-  const int t = threadIdx.x, wg = t / 128, warp = (t % 128) / 32, lane = t % 32;
-  const RequestMeta rm_loaded = reqs[r];  // in flight with the header's loads
-  const bool bad_plan = !plan_usable(p);
-  const RequestMeta rm = bad_plan ? RequestMeta{0, 0} : rm_loaded;
-  if (!bad_plan && rm.num_segs == 1) return;  // the decode kernel wrote these rows
-  const int tile_rows = min(kRowsPerTile, p.rows - row_tile * kRowsPerTile);
-
-  int row[2];
-  bool valid[2];
+template <typename T, int kGroups>
+__device__ __forceinline__ void store_rows(const DenseDecodeParams& p, int r, int kv_head, const int (&row)[2],
+                                           int col0, bool write_lse, const float (&acc)[kGroups][4],
+                                           const float (&lse)[2]) {
 #pragma unroll
   for (int k = 0; k < 2; ++k) {
-    row[k] = row_tile * kRowsPerTile + warp * 16 + lane / 4 + 8 * k;
-    valid[k] = row[k] < p.rows;
+    if (row[k] >= p.rows) continue;
+    const int s = row[k] / p.group, h = kv_head * p.group + row[k] % p.group;
+    T* orow = static_cast<T*>(p.out) + (int64_t)r * p.o_stride_b + (int64_t)s * p.o_stride_s +
+              (int64_t)h * p.o_stride_h + col0;
+#pragma unroll
+    for (int g = 0; g < kGroups; ++g)
+      *reinterpret_cast<uint32_t*>(orow + g * 8) = ptx::pack2<T>(acc[g][2 * k], acc[g][2 * k + 1]);
+    if (write_lse) p.lse[(int64_t)r * p.lse_stride_b + (int64_t)h * p.lse_stride_h + s] = lse[k];
+  }
+}
+
+template <typename T, int kGroups, int kUnroll, int kSplit>
+__global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
+                                  Config<kGroups, kUnroll, kSplit>::kMinBlocks)
+    combine_kernel(const DenseDecodeParams p) {
+  constexpr int kAcc = 2 + 2 + 4 * kGroups;  // m, sum, accumulators
+  __shared__ float s_part[kSplit > 1 ? kSplit - 1 : 1][kAcc][128];
+  const CombineEntry* list = reinterpret_cast<const CombineEntry*>(
+      static_cast<const char*>(p.plan) + plan_combine_offset(p.batch, p.num_parts));
+  const int tile = blockIdx.y, half = blockIdx.z & 1, q0 = (blockIdx.z >> 1) * kGroups;
+  const int row_tile = tile % p.num_row_tiles, kv_head = tile / p.num_row_tiles;
+  const int t = threadIdx.x, sub = t / 128, wt = t % 128, warp = wt / 32, lane = t % 32;
+  const int row[2] = {row_tile * kRowsPerTile + warp * 16 + lane / 4, row_tile * kRowsPerTile + warp * 16 + lane / 4 + 8};
+  const int col0 = half * 256 + q0 * 8 + 2 * (lane % 4);
+  const bool write_lse = blockIdx.z == 0 && lane % 4 == 0;
+
+  // Header and first entry in one round trip (gridDim.x <= batch).
+  union {
+    int4 v[sizeof(PlanHeader) / 16];
+    PlanHeader h;
+  } u;
+#pragma unroll
+  for (int i = 0; i < (int)(sizeof(PlanHeader) / 16); ++i) u.v[i] = static_cast<const int4*>(p.plan)[i];
+  int4 first = *reinterpret_cast<const int4*>(list + blockIdx.x);
+  const bool usable = u.h.error_code == kPlanOk && plan_matches(&u.h, p.batch, p.s_q, p.h_q, p.h_kv, p.num_parts);
+
+  if (!usable) {  // every row of every request NaN
+    float acc[kGroups][4];
+#pragma unroll
+    for (int g = 0; g < kGroups; ++g)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[g][e] = NAN;
+    const float lse[2] = {NAN, NAN};
+    if (sub == 0)
+      for (int r = blockIdx.x; r < p.batch; r += gridDim.x)
+        store_rows<T, kGroups>(p, r, kv_head, row, col0, write_lse, acc, lse);
+    return;
   }
 
-  float acc[kGroupsPerSlice][4];
+  const int64_t rows = (int64_t)p.s_q * p.h_q;
+  const int64_t seg_stride = (int64_t)p.h_kv * p.num_row_tiles * kPartialTileFloats / 4;  // float4s
+  int64_t lse_off[2];
 #pragma unroll
-  for (int g = 0; g < kGroupsPerSlice; ++g)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) acc[g][e] = bad_plan ? NAN : 0.f;
-  float lse[2] = {bad_plan ? NAN : INFINITY, bad_plan ? NAN : INFINITY};
+  for (int k = 0; k < 2; ++k)  // padding rows read the tile's first row (never stored)
+    lse_off[k] = lse_row_offset(p, kv_head, row[k] < p.rows ? row[k] : row_tile * kRowsPerTile);
 
-  if (!bad_plan && rm.num_segs > 1) {
-    {
-      const int i = t / kLseThreadsPerRow;  // all 64 rows at once; padding rows read row 0
-      const int rr = row_tile * kRowsPerTile + (i < tile_rows ? i : 0);
-      const float l = merged_lse(p, rm, lse_row_offset(p, kv_head, rr), t % kLseThreadsPerRow);
-      if (t % kLseThreadsPerRow == 0) s_lse[i] = l;
-    }
-    __syncthreads();
-    const int64_t rows = (int64_t)p.s_q * p.h_q;
-    float lse_m[2];
-    const float* lse_src[2];
+  for (int i = blockIdx.x; i < u.h.num_combine; i += gridDim.x) {
+    const CombineEntry e = i == (int)blockIdx.x ? CombineEntry{first.x, first.y, first.z, first.w} : list[i];
+    const int ns = e.num_segs;  // 0 (no cached token) or >= 2
+    RowMerge rm[2];
+    float acc[kGroups][4];
 #pragma unroll
-    for (int k = 0; k < 2; ++k) {
-      lse_m[k] = s_lse[warp * 16 + lane / 4 + 8 * k];
-      lse[k] = lse_m[k] == -INFINITY ? INFINITY : lse_m[k];
-      lse_src[k] = p.lse_accum + (int64_t)rm.seg_begin * rows + lse_row_offset(p, kv_head, valid[k] ? row[k] : row[0]);
-    }
-    const float4* base = reinterpret_cast<const float4*>(partial_tile(p, rm.seg_begin, tile)) + q0 * 256 + t;
-    const int64_t seg_stride = (int64_t)p.h_kv * p.num_row_tiles * kPartialTileFloats / 4;  // float4s
-    for (int i0 = 0; i0 < rm.num_segs; i0 += kSegUnroll) {
-      float4 v[kSegUnroll][kGroupsPerSlice];
-      float w[kSegUnroll][2];
+    for (int g = 0; g < kGroups; ++g)
 #pragma unroll
-      for (int u = 0; u < kSegUnroll; ++u) {
-        const int i = min(i0 + u, rm.num_segs - 1);  // clamped, weight 0 below
+      for (int c = 0; c < 4; ++c) acc[g][c] = 0.f;
+
+    const float4* base = reinterpret_cast<const float4*>(partial_tile(p, e.seg_begin, tile)) + q0 * 256 + half * 128 + wt;
+    const float* lse_src = p.lse_accum + (int64_t)e.seg_begin * rows;
+    for (int i0 = sub * kUnroll; i0 < ns; i0 += kSplit * kUnroll) {
+      // The 4 lanes of a row share its LSE loads: lane c loads segments
+      // i0 + c, i0 + c + 4, ...; max, sum and weights travel by shuffles, so
+      // the registers go to the partials and every load is in flight at once.
+      constexpr int kW = (kUnroll + 3) / 4;
+      const int c = lane % 4;
+      float4 v[kUnroll][kGroups];
+      float w[kW][2];
 #pragma unroll
-        for (int g = 0; g < kGroupsPerSlice; ++g) v[u][g] = base[i * seg_stride + g * 256];
+      for (int uu = 0; uu < kUnroll; ++uu) {
+        const int s = min(i0 + uu, ns - 1);  // clamped, weight 0 below
 #pragma unroll
-        for (int k = 0; k < 2; ++k) w[u][k] = lse_src[k][i * rows];
+        for (int g = 0; g < kGroups; ++g) v[uu][g] = base[s * seg_stride + g * 256];
       }
 #pragma unroll
-      for (int u = 0; u < kSegUnroll; ++u) {
+      for (int j = 0; j < kW; ++j) {
+        const int s = min(i0 + 4 * j + c, ns - 1);
 #pragma unroll
-        for (int k = 0; k < 2; ++k)
-          w[u][k] = i0 + u >= rm.num_segs || lse_m[k] == -INFINITY || w[u][k] == -INFINITY
-                        ? 0.f : __expf(w[u][k] - lse_m[k]);
+        for (int k = 0; k < 2; ++k) w[j][k] = lse_src[s * rows + lse_off[k]];
+      }
 #pragma unroll
-        for (int g = 0; g < kGroupsPerSlice; ++g) {
-          acc[g][0] += w[u][0] * v[u][g].x;
-          acc[g][1] += w[u][0] * v[u][g].y;
-          acc[g][2] += w[u][1] * v[u][g].z;
-          acc[g][3] += w[u][1] * v[u][g].w;
+      for (int k = 0; k < 2; ++k) {
+        float mb = rm[k].m;
+#pragma unroll
+        for (int j = 0; j < kW; ++j) {
+          if (4 * j + c >= kUnroll || i0 + 4 * j + c >= ns) w[j][k] = -INFINITY;
+          mb = fmaxf(mb, w[j][k]);
+        }
+        mb = fmaxf(mb, __shfl_xor_sync(0xffffffff, mb, 1));
+        mb = fmaxf(mb, __shfl_xor_sync(0xffffffff, mb, 2));
+        const float f = rm[k].rebase(mb);
+#pragma unroll
+        for (int g = 0; g < kGroups; ++g) {
+          acc[g][2 * k] *= f;
+          acc[g][2 * k + 1] *= f;
+        }
+        float part = 0.f;
+#pragma unroll
+        for (int j = 0; j < kW; ++j) {
+          w[j][k] = exp_or_zero(w[j][k], mb);  // mb = -inf: every w is -inf, all 0
+          part += w[j][k];
+        }
+        part += __shfl_xor_sync(0xffffffff, part, 1);
+        part += __shfl_xor_sync(0xffffffff, part, 2);
+        rm[k].sum += part;
+      }
+#pragma unroll
+      for (int uu = 0; uu < kUnroll; ++uu) {
+        const int src = (lane & ~3) | (uu % 4);
+        const float w0 = __shfl_sync(0xffffffff, w[uu / 4][0], src);
+        const float w1 = __shfl_sync(0xffffffff, w[uu / 4][1], src);
+#pragma unroll
+        for (int g = 0; g < kGroups; ++g) {
+          acc[g][0] += w0 * v[uu][g].x;
+          acc[g][1] += w0 * v[uu][g].y;
+          acc[g][2] += w1 * v[uu][g].z;
+          acc[g][3] += w1 * v[uu][g].w;
         }
       }
     }
-  }
-  if (!valid[0] && !valid[1]) return;
 
+    if constexpr (kSplit > 1) {
+      if (sub > 0) {
+        float* d = &s_part[sub - 1][0][wt];
 #pragma unroll
-  for (int k = 0; k < 2; ++k) {
-    if (!valid[k]) continue;
-    const int s = row[k] / p.group, h = kv_head * p.group + row[k] % p.group;
-    T* orow = static_cast<T*>(p.out) + (int64_t)r * p.o_stride_b + (int64_t)s * p.o_stride_s +
-              (int64_t)h * p.o_stride_h;
+        for (int k = 0; k < 2; ++k) {
+          d[(2 * k) * 128] = rm[k].m;
+          d[(2 * k + 1) * 128] = rm[k].sum;
+        }
 #pragma unroll
-    for (int g = 0; g < kGroupsPerSlice; ++g)
-      *reinterpret_cast<uint32_t*>(orow + wg * 256 + (q0 + g) * 8 + 2 * (lane % 4)) =
-          ptx::pack2<T>(acc[g][2 * k], acc[g][2 * k + 1]);
-    if (blockIdx.z == 0 && wg == 0 && lane % 4 == 0)
-      p.lse[(int64_t)r * p.lse_stride_b + (int64_t)h * p.lse_stride_h + s] = lse[k];
+        for (int g = 0; g < kGroups; ++g)
+#pragma unroll
+          for (int c = 0; c < 4; ++c) d[(4 + 4 * g + c) * 128] = acc[g][c];
+      }
+      __syncthreads();
+      if (sub == 0) {
+#pragma unroll
+        for (int o = 0; o < kSplit - 1; ++o) {
+          const float* d = &s_part[o][0][wt];
+#pragma unroll
+          for (int k = 0; k < 2; ++k) {
+            const float mo = d[(2 * k) * 128], so = d[(2 * k + 1) * 128];
+            const float mb = fmaxf(rm[k].m, mo);
+            const float f = rm[k].rebase(mb), fo = exp_or_zero(mo, mb);
+            rm[k].sum += so * fo;
+#pragma unroll
+            for (int g = 0; g < kGroups; ++g)
+#pragma unroll
+              for (int c = 2 * k; c < 2 * k + 2; ++c) acc[g][c] = acc[g][c] * f + d[(4 + 4 * g + c) * 128] * fo;
+          }
+        }
+      }
+      __syncthreads();  // s_part is reused by the next entry
+    }
+
+    if (sub == 0) {
+      float lse[2];
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        // No key seen (or no cached token): out 0, lse +inf.
+        const bool none = rm[k].m == -INFINITY;
+        const float inv = none ? 0.f : 1.f / rm[k].sum;
+        lse[k] = none ? INFINITY : rm[k].m + logf(rm[k].sum);
+#pragma unroll
+        for (int g = 0; g < kGroups; ++g) {
+          acc[g][2 * k] *= inv;
+          acc[g][2 * k + 1] *= inv;
+        }
+      }
+      store_rows<T, kGroups>(p, e.r, kv_head, row, col0, write_lse, acc, lse);
+    }
   }
 }
 
-template <typename T, int kGroups>
-cudaError_t launch_sliced(const DenseDecodeParams& p, cudaStream_t stream) {
-  dim3 grid(p.batch, p.h_kv * p.num_row_tiles, Slicing<kGroups>::kSlices);
-  combine_kernel<T, kGroups><<<grid, kThreads, 0, stream>>>(p);
+template <typename T, int kGroups, int kUnroll, int kSplit>
+cudaError_t launch_config(const DenseDecodeParams& p, int entries, cudaStream_t stream) {
+  using C = Config<kGroups, kUnroll, kSplit>;
+  dim3 grid(entries, p.h_kv * p.num_row_tiles, 2 * C::kSlices);
+  combine_kernel<T, kGroups, kUnroll, kSplit><<<grid, C::kThreads, 0, stream>>>(p);
   return cudaGetLastError();
 }
 
+// The list holds at most min(batch, num_parts) entries but for requests with
+// no cached token; a CTA takes entries x, x + gridDim.x, ...
 template <typename T>
 cudaError_t launch(const DenseDecodeParams& p, cudaStream_t stream) {
-  const int64_t tiles = (int64_t)p.batch * p.h_kv * p.num_row_tiles;
-  if (tiles >= 32) return launch_sliced<T, 4>(p, stream);
-  return launch_sliced<T, 1>(p, stream);
+  const int entries = p.batch < p.num_parts ? p.batch : p.num_parts;
+  const int64_t tile_entries = (int64_t)entries * p.h_kv * p.num_row_tiles;
+  // Many (b128: split requests of 2-3 segments): 4 column groups and 2
+  // segments in flight a thread (8 groups or 4 segments spill). Few (b1-b8:
+  // requests of 15-130 segments): thin slices, 16 segments in flight a
+  // thread, and for one or two tile-entries, whose 64 CTAs a tile leave SMs
+  // idle, 4 groups of threads a CTA.
+  if (tile_entries >= 32) return launch_config<T, 4, 2, 1>(p, entries, stream);
+  if (tile_entries > 2) return launch_config<T, 1, 16, 1>(p, entries, stream);
+  return launch_config<T, 1, 16, 4>(p, entries, stream);
 }
 
 }  // namespace openmla::kernels::combine

@@ -40,7 +40,8 @@ struct DenseDecodeParams {
   // launched cooperatively) and writes the rows the combine kernel would.
   int fused_merge;
   // The two row tiles of a kv head run as a cluster of 2 that fetches each
-  // cache block once (TMA multicast); the launch clears it where it cannot.
+  // cache block once (TMA multicast); the launch clears it where it cannot,
+  // or (2: forced) fails with cudaErrorNotSupported.
   int multicast;
 };
 

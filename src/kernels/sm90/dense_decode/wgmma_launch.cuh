@@ -131,6 +131,7 @@ bool multicast_fits(const DenseDecodeParams& p, dim3 grid, int smem) {
 template <typename T>
 cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream) {
   const bool seesaw = p.variant == kDenseSeesaw;
+  if (!seesaw && p.multicast == 2) return cudaErrorNotSupported;
   if (!seesaw) p.fused_merge = p.multicast = 0;
   const int smem = seesaw ? dense_decode_seesaw::kSmemBytes : kSmemBytes;
   cudaError_t err = cudaSuccess;
@@ -145,7 +146,10 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
   }
   if (err != cudaSuccess) return err;
   dim3 grid(p.num_row_tiles * p.h_kv, p.num_parts);
-  if (p.multicast && !multicast_fits<T>(p, grid, smem)) p.multicast = 0;
+  if (p.multicast && !multicast_fits<T>(p, grid, smem)) {
+    if (p.multicast == 2) return cudaErrorNotSupported;
+    p.multicast = 0;
+  }
   // The in-kernel merge is written for the plain grid.
   if (p.multicast) p.fused_merge = 0;
   // Each cache block is read by every row tile (every cluster under
