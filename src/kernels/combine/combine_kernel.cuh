@@ -116,6 +116,9 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
   for (int i = blockIdx.x; i < u.h.num_combine; i += gridDim.x) {
     const CombineEntry e = i == (int)blockIdx.x ? CombineEntry{first.x, first.y, first.z, first.w} : list[i];
     const int ns = e.num_segs;  // 0 (no cached token) or >= 2
+    // Warps whose 16 rows are all padding (h_q 16: 3 of 4) load nothing: their
+    // reads would be 3/4 of the CTA's bytes.
+    const int ns_loaded = warp * 16 < p.rows - row_tile * kRowsPerTile ? ns : 0;
     RowMerge rm[2];
     float acc[kGroups][4];
 #pragma unroll
@@ -125,7 +128,7 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
 
     const float4* base = reinterpret_cast<const float4*>(partial_tile(p, e.seg_begin, tile)) + q0 * 256 + half * 128 + wt;
     const float* lse_src = p.lse_accum + (int64_t)e.seg_begin * rows;
-    for (int i0 = sub * kUnroll; i0 < ns; i0 += kSplit * kUnroll) {
+    for (int i0 = sub * kUnroll; i0 < ns_loaded; i0 += kSplit * kUnroll) {
       // The 4 lanes of a row share its LSE loads: lane c loads segments
       // i0 + c, i0 + c + 4, ...; max, sum and weights travel by shuffles, so
       // the registers go to the partials and every load is in flight at once.
