@@ -5,6 +5,7 @@
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
+#include <atomic>
 #include <type_traits>
 
 #include "kernels/sm90/dense_decode/seesaw_kernel.cuh"
@@ -104,26 +105,31 @@ struct PairedClusterConfig {
 // Whether the seesaw grid can run as clusters of 2 (the row tiles of a kv
 // head paired), every cluster resident at once: a cluster needs two SMs of one
 // GPC, so fewer clusters than SM pairs may fit, and a second wave would cost
-// more than multicast saves. Asked once a device.
+// more than multicast saves. Asked once a device (any host thread may launch:
+// the answers are atomics, 1 + the count, 0 while not known; a failed query
+// is not kept, so the next launch asks again).
+constexpr int kMaxCachedDevices = 64;
+
 template <typename T>
 bool multicast_fits(const DenseDecodeParams& p, dim3 grid, int smem) {
   if (p.num_row_tiles % 2 != 0) return false;
-  static int cached_dev = -1, max_clusters = 0;
+  static std::atomic<int> known[kMaxCachedDevices];
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess) {
     (void)cudaGetLastError();
     return false;
   }
-  if (dev != cached_dev) {
+  int max_clusters = dev >= 0 && dev < kMaxCachedDevices ? known[dev].load(std::memory_order_relaxed) - 1 : -1;
+  if (max_clusters < 0) {
     const PairedClusterConfig c(dim3(2, 1), smem, nullptr);
     int n = 0;
     if (cudaOccupancyMaxActiveClusters(&n, dense_decode_seesaw::dense_decode_seesaw_kernel<T, true>, &c.cfg) !=
         cudaSuccess) {
       (void)cudaGetLastError();
-      n = 0;
+      return false;
     }
     max_clusters = n;
-    cached_dev = dev;
+    if (dev >= 0 && dev < kMaxCachedDevices) known[dev].store(n + 1, std::memory_order_relaxed);
   }
   return (int64_t)grid.x * grid.y <= 2 * (int64_t)max_clusters;
 }
