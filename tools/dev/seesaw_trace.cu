@@ -20,12 +20,17 @@ int main(int argc, char** argv) {
   openmla_debug_seesaw_trace(&t[0][0][0]);
   if (getenv("TRACE_ALL")) {
     long long z = t[0][0][15];
-    printf("entry WG0 %lld WG1 %lld (rel 0); events per pair (rel. entry), 11 = Q loaded, 12 = segment stored\n", 0LL, t[1][0][15] - z);
+    printf("entry WG0 %lld WG1 %lld (rel 0); events per pair (rel. entry), 11 = Q loaded, 12 = segment stored,\n"
+           "13 = next blocks looked up, 14 = own Q pieces landed\n", 0LL, t[1][0][15] - z);
+    printf("prologue (slot 63): part read, a's copies issued (thread 0, plain grid), b looked up (thread 0), "
+           "barriers set up\n WG0: %lld %lld %lld %lld  WG1: %lld - - %lld\n",
+           t[0][63][0] - z, t[0][63][1] ? t[0][63][1] - z : -1, t[0][63][2] - z, t[0][63][3] - z,
+           t[1][63][0] - z, t[1][63][3] - z);
     for (int i = 0; i < 8; ++i) {
       printf("%d WG0:", i);
-      for (int e = 0; e <= 12; ++e) printf(" %lld", t[0][i][e] ? t[0][i][e] - z : -1);
+      for (int e = 0; e <= 14; ++e) printf(" %lld", t[0][i][e] ? t[0][i][e] - z : -1);
       printf("\n  WG1:");
-      for (int e = 0; e <= 12; ++e) printf(" %lld", t[1][i][e] ? t[1][i][e] - z : -1);
+      for (int e = 0; e <= 14; ++e) printf(" %lld", t[1][i][e] ? t[1][i][e] - z : -1);
       printf("\n");
     }
     return 0;

@@ -328,6 +328,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (p.fused_merge) merge::fill_uncovered_rows<T>(p, view.reqs, view.plan_ok, blockIdx.x, blockIdx.y, p.num_parts);
     return;
   }
+  TRACE_AT(63, 0);  // the plan header and part are in
   const RequestMeta* reqs = view.reqs;
   const PartMeta pm = view.pm;
   const int row_tile = view.row_tile, kv_head = view.kv_head, n_items = pm.num_blocks;
@@ -374,6 +375,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       // Block a's copies go out before b is looked up (b's lookup waits on
       // the request's length).
       for (int g = kGA0; g <= kGA2; ++g) loader.refill(sA, g, first_a, 0, true);
+      TRACE_AT(63, 1);  // table entry a in, its copies issued
     }
     first.find(p, pm, pw);
     if constexpr (kMulticast) {
@@ -384,6 +386,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     } else if (first.b >= 0) {
       for (int g = kGB0; g <= kGB1; ++g) loader.refill(sB, g, first.b, 0, true);
     }
+    TRACE_AT(63, 2);  // length and table entry b in
     if (p.fused_merge) {  // its latency hides under the first copies'
       int fill = 0;
       for (int r = blockIdx.y; r < p.batch; r += p.num_parts) fill |= reqs[r].num_segs == 0;
@@ -400,6 +403,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   } else {
     __syncthreads();
   }
+  TRACE_AT(63, 3);  // barriers set up (and, under multicast, the first copies issued)
 
   constexpr uint32_t kSbo = 1024, kLboK = 16, kLboV = kChunkBytes;
   const uint64_t dQ = wgmma::desc_sw128(ptx::smem_addr(sQ), kLboK, kSbo);
@@ -431,6 +435,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int len = c.len;
     NextBlocks next;
     if (issuer) next.find(p, pm, nx);
+    TRACE(13);
 
     if (c.seg_start) {
       const RequestMeta rm = reqs[c.r];
@@ -456,6 +461,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int sq_min = (row_tile * kTileM) / p.group;
       mask_from = p.causal ? min(len, len - p.s_q + sq_min + 1) : len;
       ptx::cp_async_wait<0>();
+      TRACE(14);  // this thread's Q pieces landed
       ptx::fence_proxy_async();
       ptx::named_sync(kBarAll, kThreads);
       TRACE(11);
