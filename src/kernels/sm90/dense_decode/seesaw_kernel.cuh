@@ -359,8 +359,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   NextBlocks first;
   // The first segment's Q goes out before the barrier setup and the table
   // lookups (part -> length -> table -> TMA), so its round trip overlaps
-  // theirs instead of following them (small batches: ~2k of ~8k cycles
-  // from entry to the first S).
+  // theirs (measured: ~300 of the ~8000 cycles from entry to Q loaded; the
+  // rest is not the Q load, bench/NOTES.md).
   load_q_tile<T, kThreads>(p, sQ, pw.c.r, row_tile, kv_head, tid);
   ptx::cp_async_commit();
   bool q_issued = true;  // the current segment's Q is already on its way

@@ -119,7 +119,8 @@ bool multicast_fits(const DenseDecodeParams& p, dim3 grid, int smem) {
     (void)cudaGetLastError();
     return false;
   }
-  int max_clusters = dev >= 0 && dev < kMaxCachedDevices ? known[dev].load(std::memory_order_relaxed) - 1 : -1;
+  std::atomic<int>* slot = dev >= 0 && dev < kMaxCachedDevices ? &known[dev] : nullptr;
+  int max_clusters = slot ? slot->load(std::memory_order_relaxed) - 1 : -1;
   if (max_clusters < 0) {
     const PairedClusterConfig c(dim3(2, 1), smem, nullptr);
     int n = 0;
@@ -129,7 +130,7 @@ bool multicast_fits(const DenseDecodeParams& p, dim3 grid, int smem) {
       return false;
     }
     max_clusters = n;
-    if (dev >= 0 && dev < kMaxCachedDevices) known[dev].store(n + 1, std::memory_order_relaxed);
+    if (slot) slot->store(n + 1, std::memory_order_relaxed);
   }
   return (int64_t)grid.x * grid.y <= 2 * (int64_t)max_clusters;
 }
