@@ -17,7 +17,7 @@ export PATH="$PATH:/usr/local/cuda/bin"
 case_args=()
 for c in ${CASES:?CASES is empty}; do case_args+=(--case "$c"); done
 built=()
-declare -A envs
+declare -A envs dirs
 for v in ${VARIANTS:-base:}; do
   name=${v%%:*}; defs=${v#*:}; defs=${defs//,/ }
   env_of=""; src=.
@@ -28,18 +28,22 @@ for v in ${VARIANTS:-base:}; do
     if ! tar -xf "$tar" -C "$src"; then echo "$name: cannot unpack $tar"; continue; fi
   fi
   envs[$name]=$env_of
-  dir=$PWD/build-ab-$name
+  # Variants that differ only in their environment share one build.
+  key=$(echo "$src|$defs" | md5sum | cut -c1-8)
+  dir=$PWD/build-ab-$key
+  dirs[$name]=$dir
+  if [[ " ${keys_built:-} " == *" $key "* ]]; then built+=("$name"); continue; fi
   if ! cmake -S "$src" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DOPENMLA_BUILD_TESTS=OFF \
        -DCMAKE_CXX_FLAGS="$defs" -DCMAKE_CUDA_FLAGS="$defs" > "$OUT_DIR/build-$name.log" 2>&1 ||
      ! cmake --build "$dir" -j 16 >> "$OUT_DIR/build-$name.log" 2>&1; then
     echo "$name: build FAILED"; tail -20 "$OUT_DIR/build-$name.log"; continue
   fi
-  built+=("$name")
+  built+=("$name"); keys_built="${keys_built:-} $key"
 done
 for round in $(seq 1 "${ROUNDS:-1}"); do
   for name in "${built[@]}"; do
     tag=$name-r$round
-    env ${envs[$name]} "build-ab-$name/tools/openmla-bench" --only-cli "${case_args[@]}" ${BENCH_ARGS:---quick --no-check} \
+    env ${envs[$name]} "${dirs[$name]}/tools/openmla-bench" --only-cli "${case_args[@]}" ${BENCH_ARGS:---quick --no-check} \
       --json "$OUT_DIR/ab-$tag.json" > "$OUT_DIR/ab-$tag.log" 2>&1 || echo "$tag: bench FAILED"
     echo "== $tag ${envs[$name]}"
     grep -E '^\| b' "$OUT_DIR/ab-$tag.log" | cut -d'|' -f2,4,8,9

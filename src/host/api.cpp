@@ -86,6 +86,15 @@ int multicast_mode() {
   return -1;
 }
 
+// OPENMLA_PDL=0|1: whether the combine kernel starts as a programmatic
+// dependent of the decode kernel (default 1; 0 for A/B runs). Read on every call.
+int pdl_mode() {
+  const char* e = std::getenv("OPENMLA_PDL");
+  if (e == nullptr || std::strcmp(e, "1") == 0) return 1;
+  if (std::strcmp(e, "0") == 0) return 0;
+  return -1;
+}
+
 }  // namespace
 
 extern "C" {
@@ -196,6 +205,8 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   const int multicast = multicast_mode();
   if (multicast < 0)
     return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_MULTICAST: must be '0', '1' or 'force' when set");
+  const int pdl = pdl_mode();
+  if (pdl < 0) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_PDL: must be '0' or '1' when set");
   kernels::DenseDecodeParams p{};
   p.batch = (int)a.q.shape[0];
   p.s_q = (int)a.q.shape[1];
@@ -235,6 +246,7 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   p.variant = dense_kernel_variant();
   p.fused_merge = merge == kMergeInKernel;  // the launch clears it where it cannot
   p.multicast = multicast;                  // likewise
+  p.pdl = pdl;
 
   cudaError_t err;
   if (a.q.dtype == OPENMLA_DTYPE_BF16) {

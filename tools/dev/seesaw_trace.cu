@@ -23,9 +23,10 @@ int main(int argc, char** argv) {
     printf("entry WG0 %lld WG1 %lld (rel 0); events per pair (rel. entry), 11 = Q loaded, 12 = segment stored,\n"
            "13 = next blocks looked up, 14 = own Q pieces landed\n", 0LL, t[1][0][15] - z);
     printf("prologue (slot 63): part read, a's copies issued (thread 0, plain grid), b looked up (thread 0), "
-           "barriers set up\n WG0: %lld %lld %lld %lld  WG1: %lld - - %lld\n",
+           "barriers set up; table entry a in, first length in (thread 0, clocks that wait on the value)\n"
+           " WG0: %lld %lld %lld %lld | %lld %lld  WG1: %lld - - %lld\n",
            t[0][63][0] - z, t[0][63][1] ? t[0][63][1] - z : -1, t[0][63][2] - z, t[0][63][3] - z,
-           t[1][63][0] - z, t[1][63][3] - z);
+           t[0][63][4] - z, t[0][63][5] - z, t[1][63][0] - z, t[1][63][3] - z);
     for (int i = 0; i < 8; ++i) {
       printf("%d WG0:", i);
       for (int e = 0; e <= 14; ++e) printf(" %lld", t[0][i][e] ? t[0][i][e] - z : -1);

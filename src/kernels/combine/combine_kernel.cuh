@@ -91,6 +91,10 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
 #pragma unroll
   for (int i = 0; i < (int)(sizeof(PlanHeader) / 16); ++i) u.v[i] = static_cast<const int4*>(p.plan)[i];
   int4 first = *reinterpret_cast<const int4*>(list + blockIdx.x);
+  // Launched as a programmatic dependent of the decode kernel: the plan was
+  // complete before that kernel started, its partials and rows are not
+  // until here. Every CTA waits, so the grid never ends before the decode.
+  ptx::griddep_wait();
   const bool usable = u.h.error_code == kPlanOk && plan_matches(&u.h, p.batch, p.s_q, p.h_q, p.h_kv, p.num_parts);
 
   if (!usable) {  // every row of every request NaN
@@ -245,9 +249,16 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
 template <typename T, int kGroups, int kUnroll, int kSplit>
 cudaError_t launch_config(const DenseDecodeParams& p, int entries, cudaStream_t stream) {
   using C = Config<kGroups, kUnroll, kSplit>;
-  dim3 grid(entries, p.h_kv * p.num_row_tiles, 2 * C::kSlices);
-  combine_kernel<T, kGroups, kUnroll, kSplit><<<grid, C::kThreads, 0, stream>>>(p);
-  return cudaGetLastError();
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(entries, p.h_kv * p.num_row_tiles, 2 * C::kSlices);
+  cfg.blockDim = dim3(C::kThreads);
+  cfg.stream = stream;
+  cfg.attrs = attr;
+  cfg.numAttrs = p.pdl ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, combine_kernel<T, kGroups, kUnroll, kSplit>, p);
 }
 
 // The list holds at most min(batch, num_parts) entries but for requests with

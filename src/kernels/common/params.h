@@ -43,6 +43,10 @@ struct DenseDecodeParams {
   // cache block once (TMA multicast); the launch clears it where it cannot,
   // or (2: forced) fails with cudaErrorNotSupported.
   int multicast;
+  // The combine kernel is launched as a programmatic dependent of the decode
+  // kernel (its launch and plan reads overlap the decode's tail; it waits on
+  // the decode grid before reading partials). OPENMLA_PDL=0 turns it off.
+  int pdl;
 };
 
 // Which dense decode kernel runs: the seesaw wgmma + TMA one, the first wgmma

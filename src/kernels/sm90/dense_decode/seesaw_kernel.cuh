@@ -80,12 +80,24 @@ __device__ long long g_seesaw_trace[2][64][16];
     if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x % 128 == 0)                      \
       g_seesaw_trace[threadIdx.x / 128][slot][ev] = clock64();                             \
   } while (0)
+// The clock once `dep` (a loaded value) is in: the asm input makes it wait.
+#define TRACE_DEP(slot, ev, dep)                                                           \
+  do {                                                                                     \
+    if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x % 128 == 0) {                   \
+      long long t_;                                                                        \
+      asm volatile("mov.u64 %0, %%clock64;" : "=l"(t_) : "r"((int)(dep)) : "memory");      \
+      g_seesaw_trace[threadIdx.x / 128][slot][ev] = t_;                                    \
+    }                                                                                      \
+  } while (0)
 #else
 #define TRACE(ev) \
   do {            \
   } while (0)
 #define TRACE_AT(slot, ev) \
   do {                     \
+  } while (0)
+#define TRACE_DEP(slot, ev, dep) \
+  do {                           \
   } while (0)
 #endif
 
@@ -307,6 +319,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     dense_decode_seesaw_kernel(const __grid_constant__ CUtensorMap map4, const __grid_constant__ CUtensorMap map1,
                                const DenseDecodeParams p, int evict_first) {
   TRACE_AT(0, 15);
+  ptx::griddep_launch_dependents();  // the combine may launch: it waits on this grid
   extern __shared__ unsigned char smem_raw[];
   // Aligned by an offset on the array, not through an integer cast: the
   // pointer keeps the shared address space (LDS/STS, not generic LD/ST).
@@ -371,12 +384,14 @@ __global__ void __launch_bounds__(kThreads, 1)
     ptx::fence_mbar_init();
     *s_scale = p.scale_log2;
     first_a = p.block_table[(int64_t)pw.c.r * p.block_table_stride + pw.c.blk];
+    TRACE_DEP(63, 4, first_a);  // table entry a in
     if constexpr (!kMulticast) {
       // Block a's copies go out before b is looked up (b's lookup waits on
       // the request's length).
       for (int g = kGA0; g <= kGA2; ++g) loader.refill(sA, g, first_a, 0, true);
       TRACE_AT(63, 1);  // table entry a in, its copies issued
     }
+    TRACE_DEP(63, 5, pw.c.len);  // the first request's length in
     first.find(p, pm, pw);
     if constexpr (kMulticast) {
       // Both CTAs armed before either copies into the other.

@@ -95,6 +95,7 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads, 1)
     dense_decode_wgmma_kernel(const __grid_constant__ CUtensorMap tmap, const DenseDecodeParams p,
                               int evict_first) {
+  ptx::griddep_launch_dependents();  // the combine may launch: it waits on this grid
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem = reinterpret_cast<unsigned char*>(
       (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
