@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <vector>
 
 #include "common/split_plan.h"
@@ -48,16 +49,25 @@ openmla_status resolved_shape(const openmla_decode_shape* in, openmla_decode_sha
   return check_decode_shape(out);
 }
 
+// A setting read from the environment: the index of its value in `values`,
+// `unset` when the variable is not set, -1 (an error, never ignored) otherwise.
+int env_choice(const char* var, std::initializer_list<const char*> values, int unset) {
+  const char* e = std::getenv(var);
+  if (e == nullptr) return unset;
+  int i = 0;
+  for (const char* v : values) {
+    if (std::strcmp(e, v) == 0) return i;
+    ++i;
+  }
+  return -1;
+}
+
 // OPENMLA_DENSE_KERNEL=wgmma|mma_sync selects an older kernel (cross-checks to
 // compare against); anything but those and 'seesaw' is an error, not ignored.
 int dense_kernel_variant() {
-  static const int v = [] {
-    const char* e = std::getenv("OPENMLA_DENSE_KERNEL");
-    if (e == nullptr || std::strcmp(e, "seesaw") == 0) return (int)kernels::kDenseSeesaw;
-    if (std::strcmp(e, "wgmma") == 0) return (int)kernels::kDenseWgmma;
-    if (std::strcmp(e, "mma_sync") == 0) return (int)kernels::kDenseMmaSync;
-    return -1;
-  }();
+  static_assert(kernels::kDenseWgmma == 0 && kernels::kDenseMmaSync == 1 && kernels::kDenseSeesaw == 2,
+                "the values below are in DenseKernel order");
+  static const int v = env_choice("OPENMLA_DENSE_KERNEL", {"wgmma", "mma_sync", "seesaw"}, kernels::kDenseSeesaw);
   return v;
 }
 
@@ -67,33 +77,17 @@ int dense_kernel_variant() {
 // as fast or slower on every benchmark shape on an H200 (bench/NOTES.md,
 // 2026-12-01, second session), so it is opt-in. Read on every call.
 enum { kMergeCombine = 0, kMergeInKernel = 1 };
-int merge_mode() {
-  const char* e = std::getenv("OPENMLA_MERGE");
-  if (e == nullptr || std::strcmp(e, "combine") == 0) return kMergeCombine;
-  if (std::strcmp(e, "kernel") == 0) return kMergeInKernel;
-  return -1;
-}
+int merge_mode() { return env_choice("OPENMLA_MERGE", {"combine", "kernel"}, kMergeCombine); }
 
 // OPENMLA_MULTICAST=0|1|force: whether the seesaw kernel's row-tile pairs
 // share their cache copies through TMA multicast where they can (default: 1);
-// `force` makes a call that cannot use it fail (tests prove it ran that way).
-// Read on every call.
-int multicast_mode() {
-  const char* e = std::getenv("OPENMLA_MULTICAST");
-  if (e == nullptr || std::strcmp(e, "1") == 0) return 1;
-  if (std::strcmp(e, "0") == 0) return 0;
-  if (std::strcmp(e, "force") == 0) return 2;
-  return -1;
-}
+// `force` (2) makes a call that cannot use it fail (tests prove it ran that
+// way). Read on every call.
+int multicast_mode() { return env_choice("OPENMLA_MULTICAST", {"0", "1", "force"}, 1); }
 
 // OPENMLA_PDL=0|1: whether the combine kernel starts as a programmatic
 // dependent of the decode kernel (default 1; 0 for A/B runs). Read on every call.
-int pdl_mode() {
-  const char* e = std::getenv("OPENMLA_PDL");
-  if (e == nullptr || std::strcmp(e, "1") == 0) return 1;
-  if (std::strcmp(e, "0") == 0) return 0;
-  return -1;
-}
+int pdl_mode() { return env_choice("OPENMLA_PDL", {"0", "1"}, 1); }
 
 }  // namespace
 
