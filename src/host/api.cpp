@@ -71,13 +71,15 @@ int dense_kernel_variant() {
   return v;
 }
 
-// Where split requests are merged: by the combine kernel (default), or with
-// OPENMLA_MERGE=kernel inside the seesaw decode kernel where its grid can be
-// resident at once (kernels/common/merge.cuh). The in-kernel merge measured
-// as fast or slower on every benchmark shape on an H200 (bench/NOTES.md,
-// 2026-12-01, second session), so it is opt-in. Read on every call.
-enum { kMergeCombine = 0, kMergeInKernel = 1 };
-int merge_mode() { return env_choice("OPENMLA_MERGE", {"combine", "kernel"}, kMergeCombine); }
+// Where split requests are merged: by the combine kernel (default); with
+// OPENMLA_MERGE=pair, requests of two segments by whichever seesaw CTA
+// finishes its segment second, from its registers, the rest by the combine
+// kernel; or with OPENMLA_MERGE=kernel all inside the seesaw decode kernel
+// where its grid can be resident at once (kernels/common/merge.cuh), which
+// measured as fast or slower on every benchmark shape on an H200
+// (bench/NOTES.md, 2026-12-01, second session). Read on every call.
+enum { kMergeCombine = 0, kMergeInKernel = 1, kMergePair = 2 };
+int merge_mode() { return env_choice("OPENMLA_MERGE", {"combine", "kernel", "pair"}, kMergeCombine); }
 
 // OPENMLA_MULTICAST=0|1|force: whether the seesaw kernel's row-tile pairs
 // share their cache copies through TMA multicast where they can (default: 1);
@@ -195,7 +197,8 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
                       "OPENMLA_DENSE_KERNEL: must be 'seesaw', 'wgmma' or 'mma_sync' when set");
   const int merge = merge_mode();
   if (merge < 0)
-    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_MERGE: must be 'combine' or 'kernel' when set");
+    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT,
+                      "OPENMLA_MERGE: must be 'combine', 'pair' or 'kernel' when set");
   const int multicast = multicast_mode();
   if (multicast < 0)
     return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_MULTICAST: must be '0', '1' or 'force' when set");
@@ -239,6 +242,7 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   p.merge_counters = reinterpret_cast<int32_t*>(static_cast<char*>(workspace) + w.counter_offset);
   p.variant = dense_kernel_variant();
   p.fused_merge = merge == kMergeInKernel;  // the launch clears it where it cannot
+  p.pair_merge = merge == kMergePair;        // likewise
   p.multicast = multicast;                  // likewise
   p.pdl = pdl;
 

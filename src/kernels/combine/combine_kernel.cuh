@@ -120,6 +120,7 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
   for (int i = blockIdx.x; i < u.h.num_combine; i += gridDim.x) {
     const CombineEntry e = i == (int)blockIdx.x ? CombineEntry{first.x, first.y, first.z, first.w} : list[i];
     const int ns = e.num_segs;  // 0 (no cached token) or >= 2
+    if (ns == 2 && p.pair_merge) continue;  // the decode kernel wrote it
     // Warps whose 16 rows are all padding (h_q 16: 3 of 4) load nothing: their
     // reads would be 3/4 of the CTA's bytes.
     const int ns_loaded = warp * 16 < p.rows - row_tile * kRowsPerTile ? ns : 0;

@@ -39,6 +39,9 @@ struct DenseDecodeParams {
   // The seesaw kernel merges split requests itself (kernels/common/merge.cuh;
   // launched cooperatively) and writes the rows the combine kernel would.
   int fused_merge;
+  // The seesaw kernel merges each request of exactly two segments (the one
+  // that finishes second, from its registers); the combine kernel skips them.
+  int pair_merge;
   // The two row tiles of a kv head run as a cluster of 2 that fetches each
   // cache block once (TMA multicast); the launch clears it where it cannot,
   // or (2: forced) fails with cudaErrorNotSupported.

@@ -170,6 +170,16 @@ __device__ __forceinline__ void tma_load_5d(void* dst, const void* tmap, uint64_
       : "memory");
 }
 
+// The same without an L2 cache hint.
+__device__ __forceinline__ void tma_load_5d_nohint(void* dst, const void* tmap, uint64_t* bar, int c0, int c1, int c2,
+                                                   int c3, int c4) {
+  asm volatile(
+      "cp.async.bulk.tensor.5d.shared::cluster.global.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%2, %3, %4, %5, %6}], [%7];\n" ::"r"(smem_addr(dst)),
+      "l"(tmap), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(c4), "r"(smem_addr(bar))
+      : "memory");
+}
+
 // The same copy into every CTA of the cluster in `cta_mask`: the data lands
 // at dst's offset and completes on bar's offset in each of them.
 __device__ __forceinline__ void tma_load_5d_multicast(void* dst, const void* tmap, uint64_t* bar, int c0, int c1,

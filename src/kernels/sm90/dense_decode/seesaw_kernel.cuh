@@ -54,12 +54,14 @@ constexpr int kOffRows = kOffP0 + kChunkBytes;  // m0, m1, l0, l1: 64 floats eac
 constexpr int kOffBar = kOffRows + 4 * kTileM * 4;
 constexpr int kNumGroups = 5;
 // full[g] then, under multicast, empty[g] (kOffBar + 8 * (kNumGroups + g)).
+constexpr int kOffQBar = kOffBar + 2 * kNumGroups * 8;  // Q's tile landed (TMA path)
 // Fused merge: the part's first and last segment {r, seg_begin, num_segs, seg}
 // and whether the CTA fills rows of requests without a cached token.
-constexpr int kOffSeg = (kOffBar + 2 * kNumGroups * 8 + 15) / 16 * 16;
+constexpr int kOffSeg = (kOffQBar + 8 + 15) / 16 * 16;
 constexpr int kOffFill = kOffSeg + 2 * 16;
 constexpr int kOffScale = kOffFill + 16;  // scale_log2, read back to order WG0's m0 arrive
-constexpr int kSmemUsed = kOffScale + 16;
+constexpr int kOffPair = kOffScale + 16;  // pair merge: thread 0's counter result for all
+constexpr int kSmemUsed = kOffPair + 16;
 constexpr int kSmemBytes = kSmemUsed + 1024;  // slack to align the base to 1024
 static_assert(kSmemBytes <= 232448, "over the sm_90 shared memory limit");
 // One CTA an SM (the fused merge's residency check counts on it).
@@ -111,6 +113,11 @@ constexpr int kBarP0 = 3;   // WG0 -> WG1: P0' in sP0, A's tail rows zeroed
 constexpr int kBarWg0 = 4;  // WG0 only
 constexpr int kBarWg1 = 5;  // WG1 only
 constexpr int kBarAll = 6;  // both (segment boundaries)
+
+// What a segment's end writes: its request's output (the only segment), a
+// partial for the combine kernel, or (pair merge, a request of two segments)
+// one of the two; kOutMerge: this CTA merges the pair.
+enum OutMode { kOutPartial = 0, kOutDirect = 1, kOutPairFirst = 2, kOutPairSecond = 3, kOutMerge = 4 };
 
 // One TMA per 4-chunk run (map4) and one for the rope chunk (map1).
 struct CacheMaps {
@@ -182,6 +189,20 @@ struct GroupLoader {
     }
   }
 };
+
+// Q's row tile of request r by TMA, one box a chunk (72 KB in all; rows past
+// p.rows lie outside the map and land as zeros). Off the LSU path that the
+// cp.async load shares with the table lookups (bench/NOTES.md: the prologue
+// waited ~4600 cycles behind it). The host makes the map only where a row
+// tile is whole boxes (64 % group == 0 or group % 64 == 0).
+__device__ __forceinline__ void issue_q_tma(const CUtensorMap* mapq, unsigned char* sq, uint64_t* bar,
+                                            const DenseDecodeParams& p, int r, int row_tile, int kv_head) {
+  ptx::mbar_arrive_expect_tx(bar, kTileBytes);
+  const int row0 = row_tile * kTileM;
+  const int s = row0 / p.group, hi = row0 - s * p.group;
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) ptx::tma_load_5d_nohint(sq + c * kChunkBytes, mapq, bar, 64 * c, hi, s, kv_head, r);
+}
 
 // The part's blocks taken as pairs that never straddle a segment.
 struct PairWalk {
@@ -317,7 +338,8 @@ __device__ __forceinline__ void scale_rows(float* o, const float* f) {
 template <typename T, bool kMulticast>
 __global__ void __launch_bounds__(kThreads, 1)
     dense_decode_seesaw_kernel(const __grid_constant__ CUtensorMap map4, const __grid_constant__ CUtensorMap map1,
-                               const DenseDecodeParams p, int evict_first) {
+                               const __grid_constant__ CUtensorMap mapq, const DenseDecodeParams p, int evict_first,
+                               int q_tma) {
   TRACE_AT(0, 15);
   ptx::griddep_launch_dependents();  // the combine may launch: it waits on this grid
   extern __shared__ unsigned char smem_raw[];
@@ -332,9 +354,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   float* sM1 = sM0 + kTileM;
   float* sL = sM1 + kTileM;  // [2][64]: each warpgroup's share of the row sums
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + kOffBar);
+  uint64_t* qbar = reinterpret_cast<uint64_t*>(smem + kOffQBar);
   int4* s_seg = reinterpret_cast<int4*>(smem + kOffSeg);
   int* s_fill = reinterpret_cast<int*>(smem + kOffFill);
   float* s_scale = reinterpret_cast<float*>(smem + kOffScale);
+  volatile int* s_pair = reinterpret_cast<int*>(smem + kOffPair);
 
   const PartView view = view_part(p);
   if (!view.usable) {
@@ -372,11 +396,18 @@ __global__ void __launch_bounds__(kThreads, 1)
   NextBlocks first;
   // The first segment's Q goes out before the barrier setup and the table
   // lookups (part -> length -> table -> TMA), so its round trip overlaps
-  // theirs (measured: ~300 of the ~8000 cycles from entry to Q loaded; the
-  // rest is not the Q load, bench/NOTES.md).
-  load_q_tile<T, kThreads>(p, sQ, pw.c.r, row_tile, kv_head, tid);
-  ptx::cp_async_commit();
-  bool q_issued = true;  // the current segment's Q is already on its way
+  // theirs.
+  if (q_tma) {
+    if (tid == 0) {
+      ptx::mbar_init(qbar, 1);
+      ptx::fence_mbar_init();
+      issue_q_tma(&mapq, sQ, qbar, p, pw.c.r, row_tile, kv_head);
+    }
+  } else {
+    load_q_tile<T, kThreads>(p, sQ, pw.c.r, row_tile, kv_head, tid);
+    ptx::cp_async_commit();
+  }
+  // Each later segment's Q goes out at the end of the one before.
   if (tid == 0) {
     for (int g = 0; g < kNumGroups; ++g) ptx::mbar_init(&full[g], 1);
     if constexpr (kMulticast)
@@ -437,7 +468,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
   int row_end[2] = {0, 0};
   int mask_from = 0;  // blocks ending past this token need the mask
-  bool direct = false;  // this segment is its request's only one: write the output itself
+  int out_mode = kOutPartial;  // what this segment's end writes
   int seg = pm.seg_begin;
   uint32_t ia = 0, ib = 0;  // blocks consumed from A and B (mbarrier parity)
 
@@ -454,17 +485,16 @@ __global__ void __launch_bounds__(kThreads, 1)
 
     if (c.seg_start) {
       const RequestMeta rm = reqs[c.r];
-      direct = rm.num_segs == 1;  // read now, used at the segment's end
+      // Read now, used at the segment's end.
+      out_mode = rm.num_segs == 1                      ? kOutDirect
+                 : p.pair_merge == 0 || rm.num_segs != 2 ? kOutPartial
+                 : seg == rm.seg_begin                  ? kOutPairFirst
+                                                        : kOutPairSecond;
       if (p.fused_merge && tid == 0) {
         const int4 rec = make_int4(c.r, rm.seg_begin, rm.num_segs, seg);
         if (ia == 0) s_seg[0] = rec;
         s_seg[1] = rec;
       }
-      if (!q_issued) {
-        load_q_tile<T, kThreads>(p, sQ, c.r, row_tile, kv_head, tid);
-        ptx::cp_async_commit();
-      }
-      q_issued = false;
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
         const int row = row_tile * kTileM + lr[k];
@@ -475,10 +505,15 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
       const int sq_min = (row_tile * kTileM) / p.group;
       mask_from = p.causal ? min(len, len - p.s_q + sq_min + 1) : len;
-      ptx::cp_async_wait<0>();
-      TRACE(14);  // this thread's Q pieces landed
-      ptx::fence_proxy_async();
-      ptx::named_sync(kBarAll, kThreads);
+      if (q_tma) {
+        ptx::mbar_wait(qbar, (seg - pm.seg_begin) & 1);  // one Q tile a segment
+        TRACE(14);  // Q landed
+      } else {
+        ptx::cp_async_wait<0>();
+        TRACE(14);  // this thread's Q pieces landed
+        ptx::fence_proxy_async();
+        ptx::named_sync(kBarAll, kThreads);
+      }
       TRACE(11);
     }
 
@@ -667,25 +702,142 @@ __global__ void __launch_bounds__(kThreads, 1)
         if (lane % 4 == 0) sL[wg * kTileM + lr[k]] = l;
       }
       ptx::named_sync(kBarAll, kThreads);
+      // Both warpgroups' S GEMMs of this segment have retired: the next
+      // segment's Q goes out now, under this one's output stores.
+      if (nx.left > 0) {
+        if (!q_tma) {
+          load_q_tile<T, kThreads>(p, sQ, nx.c.r, row_tile, kv_head, tid);
+          ptx::cp_async_commit();
+        } else if (tid == 0) {
+          issue_q_tma(&mapq, sQ, qbar, p, nx.c.r, row_tile, kv_head);
+        }
+      }
 #pragma unroll
       for (int k = 0; k < 2; ++k) l_tot[k] = sL[lr[k]] + sL[kTileM + lr[k]];
-      float inv[2];
-#pragma unroll
-      for (int k = 0; k < 2; ++k) inv[k] = m_run[k] == -INFINITY ? 0.f : 1.f / l_tot[k];
-      if (!direct) store_partial(partial_tile(p, seg, blockIdx.x), o, inv, tid, p.rows - row_tile * kTileM);
+      float inv[2], lse2[2];  // lse2: log2 of the row's softmax denominator (-inf: no token)
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
-        const int row = row_tile * kTileM + lr[k];
-        if (row >= p.rows) continue;
-        const bool empty_row = m_run[k] == -INFINITY;
-        const int sq = row / p.group, h = kv_head * p.group + row % p.group;
-        if (direct) store_out_row<T>(p, o, k, inv[k], c.r, sq, h, wg * 256 + 2 * (lane % 4));
-        if (wg == 0 && lane % 4 == 0) {
-          const float lse = empty_row ? -INFINITY : (m_run[k] + log2f(l_tot[k])) * 0.69314718055994530942f;
-          if (direct)
-            p.lse[(int64_t)c.r * p.lse_stride_b + (int64_t)h * p.lse_stride_h + sq] = empty_row ? INFINITY : lse;
-          else
-            p.lse_accum[(int64_t)seg * p.s_q * p.h_q + (int64_t)sq * p.h_q + h] = lse;
+        inv[k] = m_run[k] == -INFINITY ? 0.f : 1.f / l_tot[k];
+        lse2[k] = m_run[k] == -INFINITY ? -INFINITY : m_run[k] + log2f(l_tot[k]);
+      }
+      const int rows_in_tile = p.rows - row_tile * kTileM;
+      // Pair merge: the segment that finishes second merges. The first
+      // segment of a pair request ends its part, the second opens the next
+      // one (computed first there), so mostly the first finds the second's
+      // partial stored and merges it with its registers, never storing its
+      // own. Counter (per request and tile, zero at rest): +1 when the first
+      // segment arrives, +1 when either segment's partial is stored. Only the
+      // second segment ever waits, and only for a CTA that has arrived
+      // (running): no residency is needed.
+      int how = out_mode;
+      int32_t* const ctr = merge::counter(p, c.r, blockIdx.x);
+      if (out_mode == kOutPairFirst) {
+        if (tid == 0) {
+          const int old = atomicAdd(ctr, 1);
+          if (old == 1) {
+            __threadfence();  // acquire: the second's partial before our reads
+            *ctr = 0;         // nobody else touches it this call
+          }
+          *s_pair = old;
+        }
+        ptx::named_sync(kBarAll, kThreads);
+        how = *s_pair == 1 ? kOutMerge : kOutPartial;
+      }
+      if (how == kOutPartial || how == kOutPairSecond) {
+        store_partial(partial_tile(p, seg, blockIdx.x), o, inv, tid, rows_in_tile);
+#pragma unroll
+        for (int k = 0; k < 2; ++k) {
+          const int row = row_tile * kTileM + lr[k];
+          if (row >= p.rows || wg != 0 || lane % 4 != 0) continue;
+          const int sq = row / p.group, h = kv_head * p.group + row % p.group;
+          p.lse_accum[(int64_t)seg * p.s_q * p.h_q + (int64_t)sq * p.h_q + h] =
+              lse2[k] * 0.69314718055994530942f;
+        }
+        if (out_mode >= kOutPairFirst) {
+          ptx::named_sync(kBarAll, kThreads);  // every thread's stores before thread 0's release
+          if (tid == 0) {
+            __threadfence();
+            const int old = atomicAdd(ctr, 1);
+            int merge_here = 0;
+            if (out_mode == kOutPairSecond && old != 0) {
+              // The first arrived first: wait until its partial is stored too.
+              while (merge::ld_acquire_gpu(ctr) < 3) {
+              }
+              *ctr = 0;
+              merge_here = 1;
+            }
+            *s_pair = merge_here;
+          }
+          if (out_mode == kOutPairSecond) {
+            ptx::named_sync(kBarAll, kThreads);
+            how = *s_pair ? kOutMerge : kOutPartial;
+          }
+        }
+      }
+      // Uniform as ptxas sees it (shfl): o is rewritten under it, and a
+      // divergent-looking branch there serialises every wgmma (C7520).
+      how = __shfl_sync(0xffffffff, how, 0);
+      if (how == kOutMerge) {
+        const int other = out_mode == kOutPairFirst ? seg + 1 : seg - 1;
+        float w_self[2], w_other[2];  // o = o w_self + other's partial w_other
+#pragma unroll
+        for (int k = 0; k < 2; ++k) {
+          const int row = row_tile * kTileM + lr[k];
+          const bool valid = row < p.rows;
+          const int sq = valid ? row / p.group : 0, h = kv_head * p.group + (valid ? row % p.group : 0);
+          const float lo =
+              valid ? __ldcg(p.lse_accum + (int64_t)other * p.s_q * p.h_q + (int64_t)sq * p.h_q + h) * 1.4426950408889634f
+                    : -INFINITY;
+          const float mx = fmaxf(lse2[k], lo);
+          const float a = mx == -INFINITY ? 0.f : exp2f(lse2[k] - mx);
+          const float b = mx == -INFINITY ? 0.f : exp2f(lo - mx);
+          const float sum = a + b;
+          w_self[k] = mx == -INFINITY ? 0.f : a / sum * inv[k];
+          w_other[k] = mx == -INFINITY ? 0.f : b / sum;
+          if (valid && wg == 0 && lane % 4 == 0)  // the merged LSE, now (fewer live registers)
+            p.lse[(int64_t)c.r * p.lse_stride_b + (int64_t)h * p.lse_stride_h + sq] =
+                mx == -INFINITY ? INFINITY : (mx + log2f(sum)) * 0.69314718055994530942f;
+        }
+#pragma unroll
+        for (int j = 0; j < 32; ++j) {  // not scale_rows: its skip is a per-thread branch over o
+          o[j * 4 + 0] *= w_self[0];
+          o[j * 4 + 1] *= w_self[0];
+          o[j * 4 + 2] *= w_self[1];
+          o[j * 4 + 3] *= w_self[1];
+        }
+        {
+          // Warps whose rows are all padding (never stored) read warp 0's
+          // rows instead, weighed 0: no branch around o (C7520 again).
+          const int t = ((tid % 128) / 32) * 16 < rows_in_tile ? tid : (tid / 128) * 128 + lane;
+          const float4* src = reinterpret_cast<const float4*>(partial_tile(p, other, blockIdx.x)) + t;
+#pragma unroll
+          constexpr int kBatch = 8;  // loads in flight a thread (4 spilled: ptxas's choice)
+          for (int q0 = 0; q0 < 32; q0 += kBatch) {
+            float4 v[kBatch];
+#pragma unroll
+            for (int q = 0; q < kBatch; ++q) v[q] = __ldcg(src + (q0 + q) * 256);
+#pragma unroll
+            for (int q = 0; q < kBatch; ++q) {
+              float* oq = o + 4 * (q0 + q);
+              oq[0] += v[q].x * w_other[0];
+              oq[1] += v[q].y * w_other[0];
+              oq[2] += v[q].z * w_other[1];
+              oq[3] += v[q].w * w_other[1];
+            }
+            asm volatile("" ::: "memory");  // kBatch loads at a time: all 32 at once would spill
+          }
+        }
+      }
+      if (how == kOutDirect || how == kOutMerge) {
+#pragma unroll
+        for (int k = 0; k < 2; ++k) {
+          const int row = row_tile * kTileM + lr[k];
+          if (row >= p.rows) continue;
+          const int sq = row / p.group, h = kv_head * p.group + row % p.group;
+          store_out_row<T>(p, o, k, how == kOutMerge ? 1.f : inv[k], c.r, sq, h, wg * 256 + 2 * (lane % 4));
+          if (how == kOutDirect && wg == 0 && lane % 4 == 0)
+            p.lse[(int64_t)c.r * p.lse_stride_b + (int64_t)h * p.lse_stride_h + sq] =
+                lse2[k] == -INFINITY ? INFINITY : lse2[k] * 0.69314718055994530942f;
         }
       }
       ++seg;  // o restarts from the next segment's zero scale factor

@@ -69,6 +69,34 @@ cudaError_t make_chunked_cache_tmap(const DenseDecodeParams& p, int64_t num_bloc
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
 }
 
+// q [b, s_q, h_q, 576] as a 5-D tensor (dim, head in group, s, kv head, b)
+// whose box is one 64-column chunk of a whole row tile: 64 heads of one s, or
+// all `group` heads of 64 / group consecutive s (those past s_q read as
+// zeros). Only where a row tile is such a box; false: load Q by cp.async.
+template <typename T>
+bool make_q_tmap(const DenseDecodeParams& p, CUtensorMap* map) {
+  const int g = p.group;
+  if (g % kTileM != 0 && kTileM % g != 0) return false;
+  auto fn = encode_fn();
+  if (fn == nullptr) return false;
+  const CUtensorMapDataType dt =
+      std::is_same<T, __half>::value ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  cuuint64_t dims[5] = {(cuuint64_t)kHeadDimQK, (cuuint64_t)g, (cuuint64_t)p.s_q, (cuuint64_t)p.h_kv,
+                        (cuuint64_t)p.batch};
+  cuuint64_t strides[4] = {(cuuint64_t)p.q_stride_h * sizeof(T), (cuuint64_t)p.q_stride_s * sizeof(T),
+                           (cuuint64_t)g * p.q_stride_h * sizeof(T), (cuuint64_t)p.q_stride_b * sizeof(T)};
+  // A dim of extent 1 is never stepped: any stride the encoder accepts will
+  // do (the caller's may be 0).
+  for (int i = 0; i < 4; ++i)
+    if (dims[i + 1] == 1) strides[i] = i == 0 ? kHeadDimQK * sizeof(T) : strides[i - 1] * dims[i];
+  cuuint32_t box[5] = {64, (cuuint32_t)(g < kTileM ? g : kTileM), (cuuint32_t)(g < kTileM ? kTileM / g : 1), 1, 1};
+  cuuint32_t elem_strides[5] = {1, 1, 1, 1, 1};
+  const CUresult r = fn(map, dt, 5, const_cast<void*>(p.q), dims, strides, box, elem_strides,
+                        CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return r == CUDA_SUCCESS;
+}
+
 // Whether the seesaw grid can merge in-kernel: every CTA resident at once
 // (one CTA an SM) and the request's segments within the merge scratch.
 inline bool fused_merge_fits(const DenseDecodeParams& p, dim3 grid) {
@@ -139,7 +167,7 @@ template <typename T>
 cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream) {
   const bool seesaw = p.variant == kDenseSeesaw;
   if (!seesaw && p.multicast == 2) return cudaErrorNotSupported;
-  if (!seesaw) p.fused_merge = p.multicast = 0;
+  if (!seesaw) p.fused_merge = p.pair_merge = p.multicast = 0;
   const int smem = seesaw ? dense_decode_seesaw::kSmemBytes : kSmemBytes;
   cudaError_t err = cudaSuccess;
   if (seesaw) {
@@ -164,11 +192,17 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
   // else reads it.
   const int evict_first = p.num_row_tiles == (p.multicast ? 2 : 1);
   if (seesaw) {
-    CUtensorMap map4, map1;
+    CUtensorMap map4, map1, mapq{};
     err = make_chunked_cache_tmap<T>(p, num_blocks, 4, &map4);
     if (err == cudaSuccess) err = make_chunked_cache_tmap<T>(p, num_blocks, 1, &map1);
     if (err != cudaSuccess) return err;
+#ifdef OPENMLA_Q_CPASYNC  // A/B experiments only
+    const int q_tma = 0;
+#else
+    const int q_tma = make_q_tmap<T>(p, &mapq) ? 1 : 0;
+#endif
     if (p.fused_merge && !fused_merge_fits(p, grid)) p.fused_merge = 0;
+    if (p.fused_merge) p.pair_merge = 0;  // it merges every split request
     if (p.fused_merge) {
       // CTAs wait for CTAs of other parts (kernels/common/merge.cuh): the
       // whole grid must be resident, which a cooperative launch guarantees
@@ -183,8 +217,8 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
       cfg.stream = stream;
       cfg.attrs = attr;
       cfg.numAttrs = 1;
-      err = cudaLaunchKernelEx(&cfg, dense_decode_seesaw::dense_decode_seesaw_kernel<T, false>, map4, map1, p,
-                               evict_first);
+      err = cudaLaunchKernelEx(&cfg, dense_decode_seesaw::dense_decode_seesaw_kernel<T, false>, map4, map1, mapq, p,
+                               evict_first, q_tma);
       if (err != cudaErrorCooperativeLaunchTooLarge) return err;
       // Fewer SMs usable than the device has (MPS, green contexts): the
       // same result from two kernels.
@@ -193,13 +227,13 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
     }
     if (p.multicast) {
       const PairedClusterConfig c(grid, smem, stream);
-      err = cudaLaunchKernelEx(&c.cfg, dense_decode_seesaw::dense_decode_seesaw_kernel<T, true>, map4, map1, p,
-                               evict_first);
+      err = cudaLaunchKernelEx(&c.cfg, dense_decode_seesaw::dense_decode_seesaw_kernel<T, true>, map4, map1, mapq, p,
+                               evict_first, q_tma);
       if (err != cudaSuccess) return err;
       return cudaGetLastError();
     }
-    dense_decode_seesaw::dense_decode_seesaw_kernel<T, false><<<grid, kThreads, smem, stream>>>(map4, map1, p,
-                                                                                               evict_first);
+    dense_decode_seesaw::dense_decode_seesaw_kernel<T, false><<<grid, kThreads, smem, stream>>>(
+        map4, map1, mapq, p, evict_first, q_tma);
   } else {
     CUtensorMap map;
     err = make_cache_tmap<T>(p, num_blocks, &map);
