@@ -811,7 +811,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           const int t = ((tid % 128) / 32) * 16 < rows_in_tile ? tid : (tid / 128) * 128 + lane;
           const float4* src = reinterpret_cast<const float4*>(partial_tile(p, other, blockIdx.x)) + t;
 #pragma unroll
-          constexpr int kBatch = 8;  // loads in flight a thread (4 spilled: ptxas's choice)
+          constexpr int kBatch = 8;  // loads in flight a thread (batches of 4 spilled: ptxas's choice)
           for (int q0 = 0; q0 < 32; q0 += kBatch) {
             float4 v[kBatch];
 #pragma unroll
