@@ -170,7 +170,8 @@ __device__ __forceinline__ void tma_load_5d(void* dst, const void* tmap, uint64_
       : "memory");
 }
 
-// The same without an L2 cache hint.
+// The same without an L2 cache hint (no policy register: the seesaw kernel's Q
+// load spilled with one).
 __device__ __forceinline__ void tma_load_5d_nohint(void* dst, const void* tmap, uint64_t* bar, int c0, int c1, int c2,
                                                    int c3, int c4) {
   asm volatile(

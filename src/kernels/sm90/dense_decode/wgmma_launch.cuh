@@ -27,14 +27,18 @@ inline PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
   return fn;
 }
 
+template <typename T>
+constexpr CUtensorMapDataType tmap_dtype() {
+  return std::is_same<T, __half>::value ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+}
+
 // k_cache [num_blocks, 64, h_kv, 576] as a 4-D tensor (dim, token, head, block),
 // boxes of 64 dims x 64 tokens, 128-byte swizzle (what wgmma reads).
 template <typename T>
 cudaError_t make_cache_tmap(const DenseDecodeParams& p, int64_t num_blocks, CUtensorMap* map) {
   auto fn = encode_fn();
   if (fn == nullptr) return cudaErrorNotSupported;
-  const CUtensorMapDataType dt =
-      sizeof(T) == 2 && std::is_same<T, __half>::value ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  const CUtensorMapDataType dt = tmap_dtype<T>();
   cuuint64_t dims[4] = {(cuuint64_t)kHeadDimQK, (cuuint64_t)kPageBlock, (cuuint64_t)p.h_kv,
                         (cuuint64_t)num_blocks};
   cuuint64_t strides[3] = {(cuuint64_t)p.k_stride_token * sizeof(T), (cuuint64_t)p.k_stride_head * sizeof(T),
@@ -55,8 +59,7 @@ template <typename T>
 cudaError_t make_chunked_cache_tmap(const DenseDecodeParams& p, int64_t num_blocks, int chunks, CUtensorMap* map) {
   auto fn = encode_fn();
   if (fn == nullptr) return cudaErrorNotSupported;
-  const CUtensorMapDataType dt =
-      std::is_same<T, __half>::value ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  const CUtensorMapDataType dt = tmap_dtype<T>();
   cuuint64_t dims[5] = {64, (cuuint64_t)kPageBlock, (cuuint64_t)(kHeadDimQK / 64), (cuuint64_t)p.h_kv,
                         (cuuint64_t)num_blocks};
   cuuint64_t strides[4] = {(cuuint64_t)p.k_stride_token * sizeof(T), 64 * sizeof(T),
@@ -79,8 +82,7 @@ bool make_q_tmap(const DenseDecodeParams& p, CUtensorMap* map) {
   if (g % kTileM != 0 && kTileM % g != 0) return false;
   auto fn = encode_fn();
   if (fn == nullptr) return false;
-  const CUtensorMapDataType dt =
-      std::is_same<T, __half>::value ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  const CUtensorMapDataType dt = tmap_dtype<T>();
   cuuint64_t dims[5] = {(cuuint64_t)kHeadDimQK, (cuuint64_t)g, (cuuint64_t)p.s_q, (cuuint64_t)p.h_kv,
                         (cuuint64_t)p.batch};
   cuuint64_t strides[4] = {(cuuint64_t)p.q_stride_h * sizeof(T), (cuuint64_t)p.q_stride_s * sizeof(T),
