@@ -34,7 +34,7 @@ constexpr int kRowsPerTile = 64;  // query rows (s_q x heads of one kv head) per
 // written and read back; below this many blocks a split costs more than it
 // saves, so small batches use fewer parts.
 #ifndef OPENMLA_MIN_BLOCKS_PER_PART
-#define OPENMLA_MIN_BLOCKS_PER_PART 4  // -D for tuning runs only
+#define OPENMLA_MIN_BLOCKS_PER_PART 2  // -D for tuning runs only
 #endif
 #ifndef OPENMLA_MIN_BLOCKS_PER_PART_ONE_TILE
 #define OPENMLA_MIN_BLOCKS_PER_PART_ONE_TILE 1
@@ -134,9 +134,10 @@ OPENMLA_HD inline size_t plan_region_bytes(int batch, int num_parts, int s_q, in
 // Fewest blocks worth a part of their own: with one row tile per kv head a
 // split costs little (a 16- or 64-row partial), so one block already pays;
 // taller shapes write and merge more partial rows per split and take
-// kMinBlocksPerPart. Measured on an H200 with the one-pass combine
-// (bench/NOTES.md): b8 s_k1024 h16 20.8 -> 17.0 us with 1 instead of 2;
-// b1 s_k4096 h128 19.6 -> 18.9 us with 2 instead of 4 (within noise, kept).
+// kMinBlocksPerPart. Measured on an H200 (bench/NOTES.md): b8 s_k1024 h16
+// 12.7 us with 1, 15.9-16.0 with 2; b1 s_k4096 h128 17.5-17.6 us with 4,
+// 15.2 with 2, 16.6-16.8 with 1 (with Q by TMA and the list combine; an
+// earlier kernel measured 2 and 4 within noise).
 OPENMLA_HD inline int min_blocks_per_part_for(int s_q, int h_q, int h_kv) {
   return num_row_tiles(s_q, h_q, h_kv) == 1 ? OPENMLA_MIN_BLOCKS_PER_PART_ONE_TILE : kMinBlocksPerPart;
 }
