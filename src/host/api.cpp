@@ -71,15 +71,24 @@ int dense_kernel_variant() {
   return v;
 }
 
-// Where split requests are merged: by the combine kernel (default); with
-// OPENMLA_MERGE=pair, requests of two segments by whichever seesaw CTA
+// Where split requests are merged: with OPENMLA_MERGE=combine by the combine
+// kernel; with OPENMLA_MERGE=pair, requests of two segments by whichever seesaw CTA
 // finishes its segment second, from its registers, the rest by the combine
 // kernel; or with OPENMLA_MERGE=kernel all inside the seesaw decode kernel
 // where its grid can be resident at once (kernels/common/merge.cuh), which
 // measured as fast or slower on every benchmark shape on an H200
 // (bench/NOTES.md, 2026-12-01, second session). Read on every call.
-enum { kMergeCombine = 0, kMergeInKernel = 1, kMergePair = 2 };
-int merge_mode() { return env_choice("OPENMLA_MERGE", {"combine", "kernel", "pair"}, kMergeCombine); }
+// Unset (the default): the pair merge where a kv head has at most two row tiles (s_q 1,
+// h_q / h_kv <= 128), the combine kernel otherwise. Measured on an H200 in
+// one call, two rounds (bench/NOTES.md, 2026-12-02, fifth session): pair
+// against combine b128 s_q1 h128 -1.7%, h64 -2.2%, h16 +0.4%, s_q2 (four
+// row tiles) s_k8192 +2%.
+enum { kMergeCombine = 0, kMergeInKernel = 1, kMergePair = 2, kMergeByShape = 3 };
+int merge_mode() { return env_choice("OPENMLA_MERGE", {"combine", "kernel", "pair"}, kMergeByShape); }
+int merge_for_shape(int mode, int row_tiles) {
+  if (mode != kMergeByShape) return mode;
+  return row_tiles <= 2 ? kMergePair : kMergeCombine;
+}
 
 // OPENMLA_MULTICAST=0|1|force: whether the seesaw kernel's row-tile pairs
 // share their cache copies through TMA multicast where they can (default: 1);
@@ -241,8 +250,9 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   p.causal = a.causal;
   p.merge_counters = reinterpret_cast<int32_t*>(static_cast<char*>(workspace) + w.counter_offset);
   p.variant = dense_kernel_variant();
-  p.fused_merge = merge == kMergeInKernel;  // the launch clears it where it cannot
-  p.pair_merge = merge == kMergePair;        // likewise
+  const int merge_used = merge_for_shape(merge, p.num_row_tiles);
+  p.fused_merge = merge_used == kMergeInKernel;  // the launch clears it where it cannot
+  p.pair_merge = merge_used == kMergePair;        // likewise
   p.multicast = multicast;                  // likewise
   p.pdl = pdl;
 
