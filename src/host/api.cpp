@@ -78,11 +78,11 @@ int dense_kernel_variant() {
 // where its grid can be resident at once (kernels/common/merge.cuh), which
 // measured as fast or slower on every benchmark shape on an H200
 // (bench/NOTES.md, 2026-12-01, second session). Read on every call.
-// Unset (the default): the pair merge where a kv head has at most two row tiles (s_q 1,
-// h_q / h_kv <= 128), the combine kernel otherwise. Measured on an H200 in
-// one call, two rounds (bench/NOTES.md, 2026-12-02, fifth session): pair
-// against combine b128 s_q1 h128 -1.7%, h64 -2.2%, h16 +0.4%, s_q2 (four
-// row tiles) s_k8192 +2%.
+// Unset (the default): the pair merge where a kv head has at most two
+// 64-row tiles (s_q * h_q / h_kv <= 128), the combine kernel otherwise.
+// Measured on an H200 in one call, two rounds (bench/NOTES.md, 2026-12-02,
+// fifth session): pair against combine b128 s_q1 h128 -1.7%, h64 -2.2%,
+// h16 +0.4%, s_q2 h128 (four row tiles) s_k8192 +2%.
 enum { kMergeCombine = 0, kMergeInKernel = 1, kMergePair = 2, kMergeByShape = 3 };
 int merge_mode() { return env_choice("OPENMLA_MERGE", {"combine", "kernel", "pair"}, kMergeByShape); }
 int merge_for_shape(int mode, int row_tiles) {
