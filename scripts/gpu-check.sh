@@ -65,12 +65,13 @@ if has tests; then
   grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-fused.log" | head -10 | tee -a "$summary"
   # The default merges two-segment requests in the decode kernel where a kv
   # head has <= 2 row tiles; the whole suite again with one way forced for
-  # every shape (MERGE_RUN=combine by default; =pair covers the taller shapes).
+  # every shape (MERGE_RUN=combine by default; =pair covers the taller shapes;
+  # MERGE_FILTER narrows it).
   mr=${MERGE_RUN:-combine}
   if OPENMLA_MERGE=$mr timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
-       --gtest_filter="${PAIR_FILTER:-*}" > "$OUT_DIR/tests-pair.log" 2>&1; then
+       --gtest_filter="${MERGE_FILTER:-*}" > "$OUT_DIR/tests-merge-$mr.log" 2>&1; then
     note "gpu tests, OPENMLA_MERGE=$mr: ok"; else note "gpu tests, OPENMLA_MERGE=$mr: FAILED"; status=1; fi
-  grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-pair.log" | head -10 | tee -a "$summary"
+  grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-merge-$mr.log" | head -10 | tee -a "$summary"
   grep -E "^\[  (PASSED|FAILED)|tests ran|FAILED" "$OUT_DIR/tests.log" | head -30 | tee -a "$summary"
 fi
 
