@@ -749,8 +749,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int k = 0; k < 2; ++k) {
           const int row = row_tile * kTileM + lr[k];
           if (row >= p.rows || wg != 0 || lane % 4 != 0) continue;
-          const int sq = row / p.group, h = kv_head * p.group + row % p.group;
-          p.lse_accum[(int64_t)seg * p.s_q * p.h_q + (int64_t)sq * p.h_q + h] =
+          p.lse_accum[(int64_t)seg * p.s_q * p.h_q + lse_row_offset(p, kv_head, row)] =
               lse2[k] * 0.69314718055994530942f;
         }
         if (out_mode >= kOutPairFirst) {
@@ -786,7 +785,8 @@ __global__ void __launch_bounds__(kThreads, 1)
           const bool valid = row < p.rows;
           const int sq = valid ? row / p.group : 0, h = kv_head * p.group + (valid ? row % p.group : 0);
           const float lo =
-              valid ? __ldcg(p.lse_accum + (int64_t)other * p.s_q * p.h_q + (int64_t)sq * p.h_q + h) * 1.4426950408889634f
+              valid ? __ldcg(p.lse_accum + (int64_t)other * p.s_q * p.h_q + lse_row_offset(p, kv_head, row)) *
+                          1.4426950408889634f
                     : -INFINITY;
           const float mx = fmaxf(lse2[k], lo);
           const float a = mx == -INFINITY ? 0.f : exp2f(lse2[k] - mx);
@@ -810,8 +810,8 @@ __global__ void __launch_bounds__(kThreads, 1)
           // rows instead, weighed 0: no branch around o (C7520 again).
           const int t = ((tid % 128) / 32) * 16 < rows_in_tile ? tid : (tid / 128) * 128 + lane;
           const float4* src = reinterpret_cast<const float4*>(partial_tile(p, other, blockIdx.x)) + t;
-#pragma unroll
           constexpr int kBatch = 8;  // loads in flight a thread (batches of 4 spilled: ptxas's choice)
+#pragma unroll
           for (int q0 = 0; q0 < 32; q0 += kBatch) {
             float4 v[kBatch];
 #pragma unroll
