@@ -42,7 +42,10 @@ constexpr int kRowsPerTile = 64;  // query rows (s_q x heads of one kv head) per
 constexpr int kMinBlocksPerPart = OPENMLA_MIN_BLOCKS_PER_PART;
 // A part may run this many blocks over its share to avoid splitting a
 // request: b128 s_k 4096 over 132 parts then runs one request a part.
-constexpr int kSplitSlackBlocks = 4;
+#ifndef OPENMLA_SPLIT_SLACK_BLOCKS
+#define OPENMLA_SPLIT_SLACK_BLOCKS 4  // -D for tuning runs only
+#endif
+constexpr int kSplitSlackBlocks = OPENMLA_SPLIT_SLACK_BLOCKS;
 
 // Error codes recorded by the planner (PlanHeader::error_code).
 constexpr int kPlanOk = 0;
