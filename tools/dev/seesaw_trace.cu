@@ -29,9 +29,9 @@ int main(int argc, char** argv) {
            t[0][63][4] - z, t[0][63][5] - z, t[1][63][0] - z, t[1][63][3] - z);
     for (int i = 0; i < 8; ++i) {
       printf("%d WG0:", i);
-      for (int e = 0; e <= 14; ++e) printf(" %lld", t[0][i][e] ? t[0][i][e] - z : -1);
+      for (int e = 0; e <= 15; ++e) printf(" %lld", t[0][i][e] ? t[0][i][e] - z : -1);
       printf("\n  WG1:");
-      for (int e = 0; e <= 14; ++e) printf(" %lld", t[1][i][e] ? t[1][i][e] - z : -1);
+      for (int e = 0; e <= 15; ++e) printf(" %lld", t[1][i][e] ? t[1][i][e] - z : -1);
       printf("\n");
     }
     return 0;

@@ -65,8 +65,10 @@ __global__ void __launch_bounds__(256, 1) rate_kernel(int wg0_mode, int wg1_mode
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
   __syncthreads();
 
-  const int wgi = threadIdx.x / 128;
-  const int mode = wgi == 0 ? wg0_mode : wg1_mode;
+  // Through a shuffle, so ptxas knows both are warp-uniform (otherwise it
+  // serialises every wgmma behind the branches: C7520).
+  const int wgi = __shfl_sync(0xffffffff, (int)threadIdx.x / 128, 0);
+  const int mode = __shfl_sync(0xffffffff, wgi == 0 ? wg0_mode : wg1_mode, 0);
   const uint32_t q = smem_u32(base), k = smem_u32(base + kTile * (1 + wgi)), pt = smem_u32(base + 3 * kTile);
   const uint64_t dq = wg::desc_sw128(q, 16, 1024), dk = wg::desc_sw128(k, 16, 1024);
   const uint64_t dv = wg::desc_sw128(k + (wgi ? 4 * kChunk : 0), kChunk, 1024), dp = wg::desc_sw128(pt, 16, 1024);

@@ -473,6 +473,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint32_t ia = 0, ib = 0;  // blocks consumed from A and B (mbarrier parity)
 
   while (pw.left > 0) {
+    if (ia > 0) TRACE(15);  // loop top (pair 0: slot 15 holds the kernel entry)
     const Cursor c = pw.c;
     const bool has_b = pw.has_b();
     PairWalk nx = pw;
