@@ -12,7 +12,7 @@
 
 #include "openmla/openmla.h"
 
-#define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("CUDA %s at %d\n", cudaGetErrorString(e), __LINE__); exit(1);} } while (0)
+#include "cuda_check.h"
 #define ST(x) do { openmla_status s = (x); if (s.code) { printf("status %d %s\n", s.code, s.message); exit(1);} } while (0)
 
 __global__ void fill(uint16_t* p, size_t n, uint32_t seed) {

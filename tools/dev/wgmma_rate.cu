@@ -19,14 +19,7 @@
 
 #include "kernels/common/wgmma.cuh"
 
-#define CK(x)                                                                  \
-  do {                                                                         \
-    cudaError_t e_ = (x);                                                      \
-    if (e_ != cudaSuccess) {                                                   \
-      printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e_));        \
-      exit(1);                                                                 \
-    }                                                                          \
-  } while (0)
+#include "cuda_check.h"
 
 namespace wg = openmla::kernels::wgmma;
 using T = __nv_bfloat16;
