@@ -67,11 +67,24 @@ if has tests; then
   # head has <= 2 row tiles; the whole suite again with one way forced for
   # every shape (MERGE_RUN=combine by default; =pair covers the taller shapes;
   # MERGE_FILTER narrows it).
+  # Column halves off there too: the default uses them on every grid that
+  # fills at most half the SMs (most of the suite's small cases), so this is
+  # where the full-width kernel meets those shapes.
   mr=${MERGE_RUN:-combine}
-  if OPENMLA_MERGE=$mr timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
+  if OPENMLA_MERGE=$mr OPENMLA_SPLIT_COLUMNS=0 timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
        --gtest_filter="${MERGE_FILTER:-*}" > "$OUT_DIR/tests-merge-$mr.log" 2>&1; then
-    note "gpu tests, OPENMLA_MERGE=$mr: ok"; else note "gpu tests, OPENMLA_MERGE=$mr: FAILED"; status=1; fi
+    note "gpu tests, OPENMLA_MERGE=$mr OPENMLA_SPLIT_COLUMNS=0: ok"
+  else
+    note "gpu tests, OPENMLA_MERGE=$mr OPENMLA_SPLIT_COLUMNS=0: FAILED"; status=1
+  fi
   grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-merge-$mr.log" | head -10 | tee -a "$summary"
+  # And column halves on every seesaw call, the large grids included (not
+  # the forced-multicast tests: their grids are too large to pair along z).
+  if OPENMLA_SPLIT_COLUMNS=force timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
+       --gtest_filter="${SPLIT_FILTER:-*}:-Multicast.*" \
+       > "$OUT_DIR/tests-split.log" 2>&1; then
+    note "gpu tests, OPENMLA_SPLIT_COLUMNS=force: ok"; else note "gpu tests, OPENMLA_SPLIT_COLUMNS=force: FAILED"; status=1; fi
+  grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-split.log" | head -10 | tee -a "$summary"
   grep -E "^\[  (PASSED|FAILED)|tests ran|FAILED" "$OUT_DIR/tests.log" | head -30 | tee -a "$summary"
 fi
 

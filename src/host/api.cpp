@@ -96,6 +96,13 @@ int merge_for_shape(int mode, int row_tiles) {
 // way). Read on every call.
 int multicast_mode() { return env_choice("OPENMLA_MULTICAST", {"0", "1", "force"}, 1); }
 
+// OPENMLA_SPLIT_COLUMNS=0|1|force: whether the seesaw kernel runs each tile
+// as two CTAs of 256 output columns where the grid would fill at most half
+// the SMs (default 1); `force` (2) uses them on every seesaw call (tests run
+// the suite that way) and makes a call to another kernel fail. Read on every
+// call.
+int split_columns_mode() { return env_choice("OPENMLA_SPLIT_COLUMNS", {"0", "1", "force"}, 1); }
+
 // OPENMLA_PDL=0|1: whether the combine kernel starts as a programmatic
 // dependent of the decode kernel (default 1; 0 for A/B runs). Read on every call.
 int pdl_mode() { return env_choice("OPENMLA_PDL", {"0", "1"}, 1); }
@@ -211,6 +218,9 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   const int multicast = multicast_mode();
   if (multicast < 0)
     return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_MULTICAST: must be '0', '1' or 'force' when set");
+  const int split_columns = split_columns_mode();
+  if (split_columns < 0)
+    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_SPLIT_COLUMNS: must be '0', '1' or 'force' when set");
   const int pdl = pdl_mode();
   if (pdl < 0) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_PDL: must be '0' or '1' when set");
   kernels::DenseDecodeParams p{};
@@ -254,6 +264,8 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   p.fused_merge = merge_used == kMergeInKernel;  // the launch clears it where it cannot
   p.pair_merge = merge_used == kMergePair;        // likewise
   p.multicast = multicast;                  // likewise
+  p.split_columns = split_columns;          // likewise
+  p.num_sms = a.num_sms;
   p.pdl = pdl;
 
   cudaError_t err;
@@ -264,6 +276,9 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
     err = kernels::launch_dense_decode<kernels::Dtype::kFp16>(p, stream);
     if (err == cudaSuccess && !p.fused_merge) err = kernels::launch_combine<kernels::Dtype::kFp16>(p, stream);
   }
+  if (err == cudaErrorNotSupported && split_columns == 2 && p.variant != kernels::kDenseSeesaw)
+    return make_error(OPENMLA_ERROR_UNSUPPORTED,
+                      "OPENMLA_SPLIT_COLUMNS=force: this call does not run the seesaw kernel (OPENMLA_DENSE_KERNEL)");
   if (err == cudaErrorNotSupported && multicast == 2)
     return make_error(OPENMLA_ERROR_UNSUPPORTED,
                       "OPENMLA_MULTICAST=force: this call's grid cannot run as clusters of 2 "

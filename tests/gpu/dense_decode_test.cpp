@@ -266,31 +266,46 @@ TEST_P(DenseDecode, MatchesReference) {
                           << " nan=" << r.lse.count_nan << r.detail;
 }
 
+// Sets environment variables for one test and puts them back afterwards (the
+// suite may itself run under OPENMLA_MULTICAST=0 or OPENMLA_SPLIT_COLUMNS=...:
+// gpu-check).
+class EnvTest : public GpuTest {
+ protected:
+  void set_env(const char* name, const char* value) {
+    const char* e = std::getenv(name);
+    saved_.push_back({name, e != nullptr, e != nullptr ? e : ""});
+    ASSERT_EQ(setenv(name, value, 1), 0);
+  }
+  void TearDown() override {
+    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
+      if (it->had)
+        setenv(it->name.c_str(), it->value.c_str(), 1);
+      else
+        unsetenv(it->name.c_str());
+    }
+    saved_.clear();
+  }
+
+ private:
+  struct Saved {
+    std::string name;
+    bool had;
+    std::string value;
+  };
+  std::vector<Saved> saved_;
+};
+
 // OPENMLA_MULTICAST=force fails a call that cannot pair its row tiles, so
 // these cases prove the cluster kernel ran (the default falls back silently):
 // two row tiles (h_q = 128, s_q = 1), four (s_q = 2, causal, split requests),
 // and several kv heads; then a one-tile shape that must be refused.
-class Multicast : public GpuTest {
+class Multicast : public EnvTest {
  protected:
   void SetUp() override {
     GpuTest::SetUp();
     if (IsSkipped()) return;
-    const char* e = std::getenv("OPENMLA_MULTICAST");
-    had_ = e != nullptr;
-    if (had_) saved_ = e;
-    ASSERT_EQ(setenv("OPENMLA_MULTICAST", "force", 1), 0);
+    set_env("OPENMLA_MULTICAST", "force");
   }
-  // The suite may run under OPENMLA_MULTICAST=0 (gpu-check): put it back.
-  void TearDown() override {
-    if (had_)
-      setenv("OPENMLA_MULTICAST", saved_.c_str(), 1);
-    else
-      unsetenv("OPENMLA_MULTICAST");
-  }
-
- private:
-  bool had_ = false;
-  std::string saved_;
 };
 
 TEST_F(Multicast, ForcedRunsAndMatchesWhereRowTilesPair) {
@@ -308,8 +323,84 @@ TEST_F(Multicast, ForcedRunsAndMatchesWhereRowTilesPair) {
 }
 
 TEST_F(Multicast, ForcedIsRefusedForOneRowTile) {
+  set_env("OPENMLA_SPLIT_COLUMNS", "0");  // column halves would pair this grid along z
   const DecodeCase c = named(make_case(OPENMLA_DTYPE_BF16, 16, 1, 1, 300, false, 2, 9004), "mc_hq16_sq1");
   EXPECT_THROW(run_case(c), std::runtime_error);
+}
+
+// OPENMLA_SPLIT_COLUMNS=force runs every seesaw call as column halves (two
+// CTAs of 256 output columns a tile), whatever the grid: tall and one-tile
+// shapes, several kv heads, causal rows, split and whole requests, peaked
+// softmax, with and without multicast between the halves.
+class SplitColumns : public EnvTest {
+ protected:
+  void SetUp() override {
+    GpuTest::SetUp();
+    if (IsSkipped()) return;
+    set_env("OPENMLA_SPLIT_COLUMNS", "force");
+  }
+  static std::vector<DecodeCase> cases() {
+    std::vector<DecodeCase> v;
+    uint64_t id = 9100;
+    for (openmla_dtype dt : kDtypes) {
+      v.push_back(named(make_case(dt, 128, 1, 1, 1500, false, 6, ++id), "sc_hq128_sq1_sk1500"));
+      v.push_back(named(make_case(dt, 128, 1, 2, 700, true, 5, ++id), "sc_hq128_sq2_causal"));
+      v.push_back(named(make_case(dt, 126, 3, 2, 300, true, 3, ++id), "sc_hq126_hkv3_sq2_causal"));
+      v.push_back(named(make_case(dt, 16, 1, 1, 2000, false, 4, ++id), "sc_hq16_sq1_sk2000"));
+      DecodeCase c = make_case(dt, 64, 1, 4, 300, true, 5, ++id);
+      c.num_sms = 7;
+      v.push_back(named(c, "sc_hq64_sq4_causal_num_sms7"));
+      c = make_case(dt, 128, 1, 1, 100, false, 3, ++id);
+      c.num_sms = 1000;  // many short parts: a wave and more of clusters
+      v.push_back(named(c, "sc_hq128_sq1_sk100_num_sms1000"));
+      c = make_case(dt, 128, 1, 2, 2048, true, 8, ++id);
+      c.q_std = c.k_std = 1.0f;
+      c.softmax_scale = 0.f;
+      v.push_back(named(c, "sc_std1_hq128_sq2_sk2048_causal"));
+    }
+    return v;
+  }
+};
+
+TEST_F(SplitColumns, ForcedMatchesReference) {
+  for (const DecodeCase& c : cases()) {
+    SCOPED_TRACE(c.name);
+    const CheckResult r = run_case(c);
+    EXPECT_TRUE(r.pass) << r.detail;
+  }
+}
+
+TEST_F(SplitColumns, ForcedWithoutMulticast) {
+  set_env("OPENMLA_MULTICAST", "0");
+  for (const DecodeCase& c : cases()) {
+    SCOPED_TRACE(c.name);
+    const CheckResult r = run_case(c);
+    EXPECT_TRUE(r.pass) << r.detail;
+  }
+}
+
+// Grids small enough for every cluster of halves to be resident, so that
+// OPENMLA_MULTICAST=force proves the halves shared their copies (one row
+// tile included: the halves pair along z, not the row tiles).
+TEST_F(SplitColumns, ForcedWithMulticastForced) {
+  set_env("OPENMLA_MULTICAST", "force");
+  for (openmla_dtype dt : kDtypes) {
+    for (const DecodeCase& c : {named(make_case(dt, 16, 1, 1, 300, false, 2, 9190), "scmc_hq16_sq1"),
+                                named(make_case(dt, 128, 1, 1, 600, false, 1, 9191), "scmc_hq128_b1_sk600"),
+                                named(make_case(dt, 126, 3, 2, 200, true, 1, 9192), "scmc_hq126_hkv3_sq2_causal")}) {
+      SCOPED_TRACE(c.name);
+      const CheckResult r = run_case(c);
+      EXPECT_TRUE(r.pass) << r.detail;
+    }
+  }
+}
+
+TEST_F(SplitColumns, ForcedIsRefusedForTheOtherKernels) {
+  for (const char* k : {"wgmma", "mma_sync"}) {
+    set_env("OPENMLA_DENSE_KERNEL", k);
+    const DecodeCase c = named(make_case(OPENMLA_DTYPE_BF16, 64, 1, 1, 300, false, 2, 9199), "sc_other_kernel");
+    EXPECT_THROW(run_case(c), std::runtime_error) << k;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Sweep, DenseDecode, ::testing::ValuesIn(sweep_cases()), case_name);

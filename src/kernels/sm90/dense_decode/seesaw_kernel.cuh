@@ -22,6 +22,15 @@
 //   B: chunks 4-7 after P1 V_bR (WG1), chunks 0-3 + rope after P1 V_bL (WG0);
 //      P1 itself lives in B's rope chunk (free once S1 retired).
 // The next S GEMM on a buffer consumes its chunks in the order they come back.
+//
+// Column halves (kHalves): where the grid would leave at least half the SMs
+// idle, each (row tile, part) runs as two CTAs, one per 256 output columns
+// (blockIdx.z), as a cluster that fetches each block once. Both compute the
+// whole S and softmax; each warpgroup's PV is 64 x 128, and each CTA stores
+// half of the fp32 partial (the epilogue is bound by the SM's ~26 B/cycle of
+// egress: bench/NOTES.md, 2026-12-03). The chunk group that holds the half's
+// V columns is read by both warpgroups' PV, so its release waits on a
+// handshake (kBarHalfA / kBarHalfB) from the warpgroup that reads it first.
 #ifndef OPENMLA_KERNELS_SM90_DENSE_DECODE_SEESAW_KERNEL_CUH_
 #define OPENMLA_KERNELS_SM90_DENSE_DECODE_SEESAW_KERNEL_CUH_
 
@@ -74,18 +83,18 @@ static_assert(merge::scratch_bytes(kMaxMergeSegments) <= kTileBytes, "merge scra
 __device__ long long g_seesaw_trace[2][64][16];
 #define TRACE(ev)                                                                          \
   do {                                                                                     \
-    if (blockIdx.x == 0 && blockIdx.y == 0 && wtid == 0 && ia < 64)                        \
+    if (blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && wtid == 0 && ia < 64)                        \
       g_seesaw_trace[wg][ia][ev] = clock64();                                              \
   } while (0)
 #define TRACE_AT(slot, ev)                                                                 \
   do {                                                                                     \
-    if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x % 128 == 0)                      \
+    if (blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && threadIdx.x % 128 == 0)                      \
       g_seesaw_trace[threadIdx.x / 128][slot][ev] = clock64();                             \
   } while (0)
 // The clock once `dep` (a loaded value) is in: the asm input makes it wait.
 #define TRACE_DEP(slot, ev, dep)                                                           \
   do {                                                                                     \
-    if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x % 128 == 0) {                   \
+    if (blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && threadIdx.x % 128 == 0) {                   \
       long long t_;                                                                        \
       asm volatile("mov.u64 %0, %%clock64;" : "=l"(t_) : "r"((int)(dep)) : "memory");      \
       g_seesaw_trace[threadIdx.x / 128][slot][ev] = t_;                                    \
@@ -113,6 +122,10 @@ constexpr int kBarP0 = 3;   // WG0 -> WG1: P0' in sP0, A's tail rows zeroed
 constexpr int kBarWg0 = 4;  // WG0 only
 constexpr int kBarWg1 = 5;  // WG1 only
 constexpr int kBarAll = 6;  // both (segment boundaries)
+// Column halves only: WG0's P0 V_a retired (A's shared group may go), WG1's
+// P1 V_b retired (B's).
+constexpr int kBarHalfA = 7;
+constexpr int kBarHalfB = 8;
 
 // What a segment's end writes: its request's output (the only segment), a
 // partial for the combine kernel, or (pair merge, a request of two segments)
@@ -241,17 +254,17 @@ __device__ __forceinline__ void s_steps(float* s, uint64_t dq, uint64_t dk, bool
   }
 }
 
-// O (64x256) += P V for one block: P from registers (pk) or from a smem tile
+// O (64 x kN) += P V for one block: P from registers (pk) or from a smem tile
 // (dp), V = 4 chunks of the block from dv, read MN-major.
-template <typename T>
+template <typename T, int kN>
 __device__ __forceinline__ void pv_rs(float* o, const uint32_t* pk, uint64_t dv) {
 #pragma unroll
-  for (int kk = 0; kk < 4; ++kk) wgmma::Wgmma<256, T>::template mma_rs<1>(o, pk + 4 * kk, dv + kk * 128, 1);
+  for (int kk = 0; kk < 4; ++kk) wgmma::Wgmma<kN, T>::template mma_rs<1>(o, pk + 4 * kk, dv + kk * 128, 1);
 }
-template <typename T>
+template <typename T, int kN>
 __device__ __forceinline__ void pv_ss(float* o, uint64_t dp, uint64_t dv) {
 #pragma unroll
-  for (int kk = 0; kk < 4; ++kk) wgmma::Wgmma<256, T>::template mma<1>(o, dp + kk * 2, dv + kk * 128, 1);
+  for (int kk = 0; kk < 4; ++kk) wgmma::Wgmma<kN, T>::template mma<1>(o, dp + kk * 2, dv + kk * 128, 1);
 }
 
 // Row maxima of this thread's two rows of raw scores (quad-reduced); tokens
@@ -323,11 +336,12 @@ __device__ __forceinline__ void zero_tail_rows(unsigned char* buf, int valid, in
   }
 }
 
-// Most blocks leave the running max alone: skip the 128 multiplies then.
+// Most blocks leave the running max alone: skip the multiplies then.
+template <int kGroups>
 __device__ __forceinline__ void scale_rows(float* o, const float* f) {
   if (f[0] == 1.f && f[1] == 1.f) return;
 #pragma unroll
-  for (int j = 0; j < 32; ++j) {
+  for (int j = 0; j < kGroups; ++j) {
     o[j * 4 + 0] *= f[0];
     o[j * 4 + 1] *= f[0];
     o[j * 4 + 2] *= f[1];
@@ -335,7 +349,7 @@ __device__ __forceinline__ void scale_rows(float* o, const float* f) {
   }
 }
 
-template <typename T, bool kMulticast>
+template <typename T, bool kMulticast, bool kHalves>
 __global__ void __launch_bounds__(kThreads, 1)
     dense_decode_seesaw_kernel(const __grid_constant__ CUtensorMap map4, const __grid_constant__ CUtensorMap map1,
                                const __grid_constant__ CUtensorMap mapq, const DenseDecodeParams p, int evict_first,
@@ -376,6 +390,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int wg = __shfl_sync(0xffffffff, tid / 128, 0), wtid = tid % 128;
   const int warp = wtid / 32, lane = tid % 32;
   const bool issuer = wtid == 0;  // thread 0 loads for WG0, thread 128 for WG1
+  // Column halves: this CTA's 256 output columns; each warpgroup owns 128 of
+  // them (kWgCols), held in kO accumulators a thread.
+  constexpr int kWgCols = kHalves ? 128 : 256, kO = kWgCols / 2, kGroupsO = kO / 4;
+  const int half = kHalves ? (int)blockIdx.z : 0;
+  // A's and B's groups released after the warpgroup's PV on them: the one
+  // WG0 releases after P0 V_a (ga_wg0), the one WG1 releases last (ga_wg1).
+  // Halves: the group with the half's V columns (read by both) goes last.
+  const int ga_wg0 = kHalves && half == 0 ? kGA2 : kGA1, ga_wg1 = kHalves && half == 0 ? kGA1 : kGA2;
 
   if (issuer) {
     ptx::prefetch_tensormap(&map4);
@@ -459,12 +481,15 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint64_t dP1 = dB + ((8 * kChunkBytes) >> 4);  // P1 lives in B's rope chunk
   const uint64_t dAv = wgmma::desc_sw128(ptx::smem_addr(sA), kLboV, kSbo);
   const uint64_t dBv = wgmma::desc_sw128(ptx::smem_addr(sB), kLboV, kSbo);
-  constexpr uint64_t kRightHalf = (4 * kChunkBytes) >> 4;  // V columns 256..511
+  // Each warpgroup's first V chunk: its columns are 64 * vchunk.. + kWgCols
+  // (a constant in each branch without halves).
+  const auto vchunk = [&](int w) { return kHalves ? 4 * half + 2 * w : 4 * w; };
+  const auto dv_off = [&](int w) { return (uint64_t)(vchunk(w) * kChunkBytes) >> 4; };
   const int lr[2] = {warp * 16 + lane / 4, warp * 16 + lane / 4 + 8};
 
-  float o[128];
+  float o[kO];
 #pragma unroll
-  for (int j = 0; j < 128; ++j) o[j] = 0.f;
+  for (int j = 0; j < kO; ++j) o[j] = 0.f;
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
   int row_end[2] = {0, 0};
   int mask_from = 0;  // blocks ending past this token need the mask
@@ -488,7 +513,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       const RequestMeta rm = reqs[c.r];
       // Read now, used at the segment's end.
       out_mode = rm.num_segs == 1                      ? kOutDirect
-                 : p.pair_merge == 0 || rm.num_segs != 2 ? kOutPartial
+                 : kHalves || p.pair_merge == 0 || rm.num_segs != 2 ? kOutPartial
                  : seg == rm.seg_begin                  ? kOutPairFirst
                                                         : kOutPairSecond;
       if (p.fused_merge && tid == 0) {
@@ -565,9 +590,9 @@ __global__ void __launch_bounds__(kThreads, 1)
         ptx::fence_proxy_async();
         ptx::named_sync(kBarWg0, 128);
       }
-      scale_rows(o, scale0);
+      scale_rows<kGroupsO>(o, scale0);
       wgmma::fence();
-      pv_rs<T>(o, pa, dAv);
+      pv_rs<T, kWgCols>(o, pa, dAv + dv_off(0));
       wgmma::commit();
       TRACE(6);
       // A's rope chunk has been free since S0 retired; issued here, off the
@@ -602,19 +627,24 @@ __global__ void __launch_bounds__(kThreads, 1)
       TRACE(8);
 
       wgmma::wait<0>();
-      wgmma::fence_regs<128>(o);
+      wgmma::fence_regs<kO>(o);
       TRACE(9);
-      loader.refill(sA, kGA1, next.a, ia & 1, issuer);
-      scale_rows(o, scale1);
+      if constexpr (kHalves) ptx::named_arrive(kBarHalfA, kThreads);  // before the refill's wait: the peer's
+      loader.refill(sA, ga_wg0, next.a, ia & 1, issuer);
+      scale_rows<kGroupsO>(o, scale1);
 #pragma unroll
       for (int k = 0; k < 2; ++k) l_run[k] *= scale1[k];
       if (has_b) {
         wgmma::fence();
-        pv_ss<T>(o, dP1, dBv);
+        pv_ss<T, kWgCols>(o, dP1, dBv + dv_off(0));
         wgmma::commit();
         wgmma::wait<0>();
-        wgmma::fence_regs<128>(o);
+        wgmma::fence_regs<kO>(o);
         TRACE(10);
+        if constexpr (kHalves) {
+          ptx::named_sync(kBarHalfB, kThreads);  // WG1's P1 V_b retired too
+          if (half == 1) loader.refill(sB, kGB0, next.b, ib & 1, issuer);
+        }
         loader.refill(sB, kGB1, next.b, ib & 1, issuer);
       }
     } else {
@@ -667,26 +697,32 @@ __global__ void __launch_bounds__(kThreads, 1)
       TRACE(5);
       if (has_b && valid < kTileN) ptx::named_sync(kBarWg1, 128);
 
-      scale_rows(o, factor);
+      scale_rows<kGroupsO>(o, factor);
       wgmma::fence();
       if (has_b) {
-        pv_rs<T>(o, pb, dBv + kRightHalf);
+        pv_rs<T, kWgCols>(o, pb, dBv + dv_off(1));
         wgmma::commit();
       }
       TRACE(6);
       ptx::named_sync(kBarP0, kThreads);
       TRACE(7);
-      pv_ss<T>(o, dP0, dAv + kRightHalf);
+      pv_ss<T, kWgCols>(o, dP0, dAv + dv_off(1));
       wgmma::commit();
       if (has_b) {
         wgmma::wait<1>();
         TRACE(8);
-        loader.refill(sB, kGB0, next.b, ib & 1, issuer);
+        if constexpr (kHalves) {
+          ptx::named_arrive(kBarHalfB, kThreads);
+          if (half == 0) loader.refill(sB, kGB0, next.b, ib & 1, issuer);
+        } else {
+          loader.refill(sB, kGB0, next.b, ib & 1, issuer);
+        }
       }
       wgmma::wait<0>();
-      wgmma::fence_regs<128>(o);
+      wgmma::fence_regs<kO>(o);
       TRACE(9);
-      loader.refill(sA, kGA2, next.a, ia & 1, issuer);
+      if constexpr (kHalves) ptx::named_sync(kBarHalfA, kThreads);  // WG0's P0 V_a retired too
+      loader.refill(sA, ga_wg1, next.a, ia & 1, issuer);
     }
 #pragma unroll
     for (int k = 0; k < 2; ++k) m_run[k] = m_new[k];
@@ -745,11 +781,15 @@ __global__ void __launch_bounds__(kThreads, 1)
         how = *s_pair == 1 ? kOutMerge : kOutPartial;
       }
       if (how == kOutPartial || how == kOutPairSecond) {
-        store_partial(partial_tile(p, seg, blockIdx.x), o, inv, tid, rows_in_tile);
+        if constexpr (kHalves)
+          store_partial<kGroupsO>(partial_tile(p, seg, blockIdx.x), o, inv, half * 128 + wtid, rows_in_tile,
+                                  wg * kGroupsO);
+        else
+          store_partial(partial_tile(p, seg, blockIdx.x), o, inv, tid, rows_in_tile);
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
           const int row = row_tile * kTileM + lr[k];
-          if (row >= p.rows || wg != 0 || lane % 4 != 0) continue;
+          if (row >= p.rows || wg != 0 || half != 0 || lane % 4 != 0) continue;
           p.lse_accum[(int64_t)seg * p.s_q * p.h_q + lse_row_offset(p, kv_head, row)] =
               lse2[k] * 0.69314718055994530942f;
         }
@@ -777,7 +817,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       // Uniform as ptxas sees it (shfl): o is rewritten under it, and a
       // divergent-looking branch there serialises every wgmma (C7520).
       how = __shfl_sync(0xffffffff, how, 0);
-      if (how == kOutMerge) {
+      if (!kHalves && how == kOutMerge) {
         const int other = out_mode == kOutPairFirst ? seg + 1 : seg - 1;
         float w_self[2], w_other[2];  // o = o w_self + other's partial w_other
 #pragma unroll
@@ -800,7 +840,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                 mx == -INFINITY ? INFINITY : (mx + log2f(sum)) * 0.69314718055994530942f;
         }
 #pragma unroll
-        for (int j = 0; j < 32; ++j) {  // not scale_rows: its skip is a per-thread branch over o
+        for (int j = 0; j < kGroupsO; ++j) {  // not scale_rows: its skip is a per-thread branch over o
           o[j * 4 + 0] *= w_self[0];
           o[j * 4 + 1] *= w_self[0];
           o[j * 4 + 2] *= w_self[1];
@@ -813,7 +853,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           const float4* src = reinterpret_cast<const float4*>(partial_tile(p, other, blockIdx.x)) + t;
           constexpr int kBatch = 8;  // loads in flight a thread (batches of 4 spilled: ptxas's choice)
 #pragma unroll
-          for (int q0 = 0; q0 < 32; q0 += kBatch) {
+          for (int q0 = 0; q0 < kGroupsO; q0 += kBatch) {  // kHalves never merges here
             float4 v[kBatch];
 #pragma unroll
             for (int q = 0; q < kBatch; ++q) v[q] = __ldcg(src + (q0 + q) * 256);
@@ -835,8 +875,9 @@ __global__ void __launch_bounds__(kThreads, 1)
           const int row = row_tile * kTileM + lr[k];
           if (row >= p.rows) continue;
           const int sq = row / p.group, h = kv_head * p.group + row % p.group;
-          store_out_row<T>(p, o, k, how == kOutMerge ? 1.f : inv[k], c.r, sq, h, wg * 256 + 2 * (lane % 4));
-          if (how == kOutDirect && wg == 0 && lane % 4 == 0)
+          store_out_row<T, kGroupsO>(p, o, k, how == kOutMerge ? 1.f : inv[k], c.r, sq, h,
+                                     64 * vchunk(wg) + 2 * (lane % 4));
+          if (how == kOutDirect && wg == 0 && half == 0 && lane % 4 == 0)
             p.lse[(int64_t)c.r * p.lse_stride_b + (int64_t)h * p.lse_stride_h + sq] =
                 lse2[k] == -INFINITY ? INFINITY : lse2[k] * 0.69314718055994530942f;
         }
@@ -849,7 +890,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   // The peer may still arrive on this CTA's empty barriers.
   if constexpr (kMulticast) ptx::cluster_sync();
 
-  if (!kMulticast && p.fused_merge) {
+  if (!kMulticast && !kHalves && p.fused_merge) {
     // Shares of the merges of the split requests this part begins and ends
     // with (kernels/common/merge.cuh); Q's buffer is free scratch now.
     // The segments were noted in shared memory as they started: no global

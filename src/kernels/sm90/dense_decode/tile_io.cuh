@@ -57,15 +57,15 @@ __device__ __forceinline__ void load_q_tile(const DenseDecodeParams& p, unsigned
   }
 }
 
-// One of this thread's two accumulator rows (i), 256 columns from col0 with
-// stride 8, scaled by inv, to the output row (r, s, h).
-template <typename T>
+// One of this thread's two accumulator rows (i), 8 * kGroups columns from
+// col0 with stride 8, scaled by inv, to the output row (r, s, h).
+template <typename T, int kGroups = 32>
 __device__ __forceinline__ void store_out_row(const DenseDecodeParams& p, const float* o, int i, float inv,
                                               int r, int s, int h, int col0) {
   T* orow = static_cast<T*>(p.out) + (int64_t)r * p.o_stride_b + (int64_t)s * p.o_stride_s +
             (int64_t)h * p.o_stride_h;
 #pragma unroll
-  for (int j = 0; j < 32; ++j)
+  for (int j = 0; j < kGroups; ++j)
     *reinterpret_cast<uint32_t*>(orow + col0 + j * 8) =
         ptx::pack2<T>(o[j * 4 + 2 * i] * inv, o[j * 4 + 2 * i + 1] * inv);
 }
@@ -73,12 +73,15 @@ __device__ __forceinline__ void store_out_row(const DenseDecodeParams& p, const 
 // This thread's share of a wgmma output tile (both rows, 256 columns) as
 // fp32 partials, row k scaled by inv[k] (partials.cuh: t = threadIdx.x).
 // Warps whose 16 rows are all past the tile's last row store nothing.
+// kGroups < 32: the thread holds column groups q0.. of thread t's share (a
+// column half's CTA stores only its half, at the full tile's places).
+template <int kGroups = 32>
 __device__ __forceinline__ void store_partial(float* tile, const float* o, const float* inv, int t,
-                                              int rows_in_tile) {
+                                              int rows_in_tile, int q0 = 0) {
   if (((t % 128) / 32) * 16 >= rows_in_tile) return;
-  float4* dst = reinterpret_cast<float4*>(tile) + t;
+  float4* dst = reinterpret_cast<float4*>(tile) + t + q0 * 256;
 #pragma unroll
-  for (int q = 0; q < 32; ++q)
+  for (int q = 0; q < kGroups; ++q)
     dst[q * 256] = make_float4(o[4 * q] * inv[0], o[4 * q + 1] * inv[0], o[4 * q + 2] * inv[1], o[4 * q + 3] * inv[1]);
 }
 

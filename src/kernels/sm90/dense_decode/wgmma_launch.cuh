@@ -110,17 +110,17 @@ inline bool fused_merge_fits(const DenseDecodeParams& p, dim3 grid) {
   return (int64_t)grid.x * grid.y <= sms && p.num_parts <= dense_decode_seesaw::kMaxMergeSegments;
 }
 
-// The seesaw grid as clusters of 2 (the row tiles of a kv head paired): the
-// launch configuration for cudaLaunchKernelEx and the occupancy query. Not
-// copyable: cfg points at attr.
+// The seesaw grid as clusters of 2 (the row tiles of a kv head paired along
+// x, or a tile's two column halves along z): the launch configuration for
+// cudaLaunchKernelEx and the occupancy query. Not copyable: cfg points at attr.
 struct PairedClusterConfig {
   cudaLaunchAttribute attr[1];
   cudaLaunchConfig_t cfg{};
-  PairedClusterConfig(dim3 grid, int smem, cudaStream_t stream) {
+  PairedClusterConfig(dim3 grid, int smem, cudaStream_t stream, bool along_z = false) {
     attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = 2;
+    attr[0].val.clusterDim.x = along_z ? 1 : 2;
     attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
+    attr[0].val.clusterDim.z = along_z ? 2 : 1;
     cfg.gridDim = grid;
     cfg.blockDim = dim3(dense_decode_seesaw::kThreads);
     cfg.dynamicSmemBytes = smem;
@@ -141,8 +141,8 @@ struct PairedClusterConfig {
 constexpr int kMaxCachedDevices = 64;
 
 template <typename T>
-bool multicast_fits(const DenseDecodeParams& p, dim3 grid, int smem) {
-  if (p.num_row_tiles % 2 != 0) return false;
+bool multicast_fits(const DenseDecodeParams& p, dim3 grid, int smem, bool halves) {
+  if (!halves && p.num_row_tiles % 2 != 0) return false;
   static std::atomic<int> known[kMaxCachedDevices];
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess) {
@@ -154,7 +154,7 @@ bool multicast_fits(const DenseDecodeParams& p, dim3 grid, int smem) {
   if (max_clusters < 0) {
     const PairedClusterConfig c(dim3(2, 1), smem, nullptr);
     int n = 0;
-    if (cudaOccupancyMaxActiveClusters(&n, dense_decode_seesaw::dense_decode_seesaw_kernel<T, true>, &c.cfg) !=
+    if (cudaOccupancyMaxActiveClusters(&n, dense_decode_seesaw::dense_decode_seesaw_kernel<T, true, false>, &c.cfg) !=
         cudaSuccess) {
       (void)cudaGetLastError();
       return false;
@@ -162,37 +162,53 @@ bool multicast_fits(const DenseDecodeParams& p, dim3 grid, int smem) {
     max_clusters = n;
     if (slot) slot->store(n + 1, std::memory_order_relaxed);
   }
-  return (int64_t)grid.x * grid.y <= 2 * (int64_t)max_clusters;
+  return (int64_t)grid.x * grid.y * grid.z <= 2 * (int64_t)max_clusters;
+}
+
+template <typename T>
+using SeesawFn = decltype(&dense_decode_seesaw::dense_decode_seesaw_kernel<T, false, false>);
+template <typename T>
+SeesawFn<T> seesaw_fn(bool multicast, bool halves) {
+  using namespace dense_decode_seesaw;
+  if (multicast) return halves ? dense_decode_seesaw_kernel<T, true, true> : dense_decode_seesaw_kernel<T, true, false>;
+  return halves ? dense_decode_seesaw_kernel<T, false, true> : dense_decode_seesaw_kernel<T, false, false>;
 }
 
 template <typename T>
 cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream) {
   const bool seesaw = p.variant == kDenseSeesaw;
-  if (!seesaw && p.multicast == 2) return cudaErrorNotSupported;
-  if (!seesaw) p.fused_merge = p.pair_merge = p.multicast = 0;
+  if (!seesaw && (p.multicast == 2 || p.split_columns == 2)) return cudaErrorNotSupported;
+  if (!seesaw) p.fused_merge = p.pair_merge = p.multicast = p.split_columns = 0;
   const int smem = seesaw ? dense_decode_seesaw::kSmemBytes : kSmemBytes;
+  dim3 grid(p.num_row_tiles * p.h_kv, p.num_parts);
+  // Column halves where the grid leaves at least half the SMs idle: the
+  // second half's CTAs come for free there, and each CTA's epilogue halves.
+  if (p.split_columns == 1 && 2 * (int64_t)grid.x * grid.y > p.num_sms) p.split_columns = 0;
+  const bool halves = p.split_columns != 0;
+  if (halves) {
+    grid.z = 2;
+    p.fused_merge = p.pair_merge = 0;  // both merge from a whole tile's registers
+  }
   cudaError_t err = cudaSuccess;
   if (seesaw) {
-    err = cudaFuncSetAttribute(dense_decode_seesaw::dense_decode_seesaw_kernel<T, false>,
-                               cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-    if (err == cudaSuccess)
-      err = cudaFuncSetAttribute(dense_decode_seesaw::dense_decode_seesaw_kernel<T, true>,
-                                 cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    err = cudaFuncSetAttribute(dense_decode_seesaw::dense_decode_seesaw_kernel<T, true, false>,
+                               cudaFuncAttributeMaxDynamicSharedMemorySize, smem);  // the occupancy query's
+    for (int mc = 0; mc < 2 && err == cudaSuccess; ++mc)
+      err = cudaFuncSetAttribute(seesaw_fn<T>(mc != 0, halves), cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   } else {
     err = cudaFuncSetAttribute(dense_decode_wgmma_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   }
   if (err != cudaSuccess) return err;
-  dim3 grid(p.num_row_tiles * p.h_kv, p.num_parts);
-  if (p.multicast && !multicast_fits<T>(p, grid, smem)) {
+  if (p.multicast && !multicast_fits<T>(p, grid, smem, halves)) {
     if (p.multicast == 2) return cudaErrorNotSupported;
     p.multicast = 0;
   }
   // The in-kernel merge is written for the plain grid.
   if (p.multicast) p.fused_merge = 0;
   // Each cache block is read by every row tile (every cluster under
-  // multicast) of its kv head: keep it in L2 for the siblings unless nobody
-  // else reads it.
-  const int evict_first = p.num_row_tiles == (p.multicast ? 2 : 1);
+  // multicast) of its kv head, twice over with column halves: keep it in L2
+  // for the siblings unless nobody else reads it.
+  const int readers = p.num_row_tiles * (halves ? 2 : 1), evict_first = readers == (p.multicast ? 2 : 1);
   if (seesaw) {
     CUtensorMap map4, map1, mapq{};
     err = make_chunked_cache_tmap<T>(p, num_blocks, 4, &map4);
@@ -219,7 +235,7 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
       cfg.stream = stream;
       cfg.attrs = attr;
       cfg.numAttrs = 1;
-      err = cudaLaunchKernelEx(&cfg, dense_decode_seesaw::dense_decode_seesaw_kernel<T, false>, map4, map1, mapq, p,
+      err = cudaLaunchKernelEx(&cfg, dense_decode_seesaw::dense_decode_seesaw_kernel<T, false, false>, map4, map1, mapq, p,
                                evict_first, q_tma);
       if (err != cudaErrorCooperativeLaunchTooLarge) return err;
       // Fewer SMs usable than the device has (MPS, green contexts): the
@@ -228,14 +244,12 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
       p.fused_merge = 0;
     }
     if (p.multicast) {
-      const PairedClusterConfig c(grid, smem, stream);
-      err = cudaLaunchKernelEx(&c.cfg, dense_decode_seesaw::dense_decode_seesaw_kernel<T, true>, map4, map1, mapq, p,
-                               evict_first, q_tma);
+      const PairedClusterConfig c(grid, smem, stream, halves);
+      err = cudaLaunchKernelEx(&c.cfg, seesaw_fn<T>(true, halves), map4, map1, mapq, p, evict_first, q_tma);
       if (err != cudaSuccess) return err;
       return cudaGetLastError();
     }
-    dense_decode_seesaw::dense_decode_seesaw_kernel<T, false><<<grid, kThreads, smem, stream>>>(
-        map4, map1, mapq, p, evict_first, q_tma);
+    seesaw_fn<T>(false, halves)<<<grid, kThreads, smem, stream>>>(map4, map1, mapq, p, evict_first, q_tma);
   } else {
     CUtensorMap map;
     err = make_cache_tmap<T>(p, num_blocks, &map);
