@@ -97,8 +97,8 @@ int merge_for_shape(int mode, int row_tiles) {
 int multicast_mode() { return env_choice("OPENMLA_MULTICAST", {"0", "1", "force"}, 1); }
 
 // OPENMLA_SPLIT_COLUMNS=0|1|force: whether the seesaw kernel runs each tile
-// as two CTAs of 256 output columns where the grid would fill at most half
-// the SMs (default 1); `force` (2) uses them on every seesaw call (tests run
+// as two CTAs of 256 output columns where the CTAs that may get work (from
+// batch x block_table width) would fill at most half the SMs (default 1); `force` (2) uses them on every seesaw call (tests run
 // the suite that way) and makes a call to another kernel fail. Read on every
 // call.
 int split_columns_mode() { return env_choice("OPENMLA_SPLIT_COLUMNS", {"0", "1", "force"}, 1); }
@@ -266,6 +266,7 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   p.multicast = multicast;                  // likewise
   p.split_columns = split_columns;          // likewise
   p.num_sms = a.num_sms;
+  p.max_blocks_per_seq = (int)a.block_table.shape[1];
   p.pdl = pdl;
 
   cudaError_t err;

@@ -46,12 +46,14 @@ struct DenseDecodeParams {
   // cache block once (TMA multicast); the launch clears it where it cannot,
   // or (2: forced) fails with cudaErrorNotSupported.
   int multicast;
-  // Column halves (seesaw): 0 never, 1 where the grid would fill at most
-  // half of num_sms, 2 (forced, for tests) whenever the seesaw kernel runs;
+  // Column halves (seesaw): 0 never, 1 where the CTAs that may get work
+  // would fill at most half of num_sms, 2 (forced, for tests) whenever the
+  // seesaw kernel runs;
   // the launch clears it where it does not use them (kernels/sm90/dense_decode/
   // seesaw_kernel.cuh). num_sms: the SMs the plan was made for.
   int split_columns;
   int num_sms;
+  int max_blocks_per_seq;  // block_table's width
   // The combine kernel is launched as a programmatic dependent of the decode
   // kernel (its launch and plan reads overlap the decode's tail; it waits on
   // the decode grid before reading partials). OPENMLA_PDL=0 turns it off.

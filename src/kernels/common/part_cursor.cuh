@@ -36,18 +36,21 @@ struct PartView {
   bool usable;   // plan_ok and this part has work
 };
 
-__device__ __forceinline__ PartView view_part(const DenseDecodeParams& p) {
+// tile: (kv head, row tile) of this CTA, blockIdx.x unless a kernel runs
+// several CTAs a tile.
+__device__ __forceinline__ PartView view_part(const DenseDecodeParams& p, int tile) {
   const PlanHeader* hdr = static_cast<const PlanHeader*>(p.plan);
   const PartMeta* parts = reinterpret_cast<const PartMeta*>(hdr + 1);
   PartView v;
   v.reqs = reinterpret_cast<const RequestMeta*>(parts + p.num_parts);
   v.pm = parts[blockIdx.y];
-  v.row_tile = blockIdx.x % p.num_row_tiles;
-  v.kv_head = blockIdx.x / p.num_row_tiles;
+  v.row_tile = tile % p.num_row_tiles;
+  v.kv_head = tile / p.num_row_tiles;
   v.plan_ok = plan_usable(p);
   v.usable = v.plan_ok && v.pm.num_blocks > 0;
   return v;
 }
+__device__ __forceinline__ PartView view_part(const DenseDecodeParams& p) { return view_part(p, blockIdx.x); }
 
 struct Cursor {
   int r, blk, end;  // end: one past the last block of r within this part

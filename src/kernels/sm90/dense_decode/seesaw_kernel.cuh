@@ -25,7 +25,8 @@
 //
 // Column halves (kHalves): where the grid would leave at least half the SMs
 // idle, each (row tile, part) runs as two CTAs, one per 256 output columns
-// (blockIdx.z), as a cluster that fetches each block once. Both compute the
+// (blockIdx.x = 2 tile + half: the halves of a tile start together), as a
+// cluster that fetches each block once. Both compute the
 // whole S and softmax; each warpgroup's PV is 64 x 128, and each CTA stores
 // half of the fp32 partial (the epilogue is bound by the SM's ~26 B/cycle of
 // egress: bench/NOTES.md, 2026-12-03). The chunk group that holds the half's
@@ -83,18 +84,18 @@ static_assert(merge::scratch_bytes(kMaxMergeSegments) <= kTileBytes, "merge scra
 __device__ long long g_seesaw_trace[2][64][16];
 #define TRACE(ev)                                                                          \
   do {                                                                                     \
-    if (blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && wtid == 0 && ia < 64)                        \
+    if (blockIdx.x == 0 && blockIdx.y == 0 && wtid == 0 && ia < 64)                        \
       g_seesaw_trace[wg][ia][ev] = clock64();                                              \
   } while (0)
 #define TRACE_AT(slot, ev)                                                                 \
   do {                                                                                     \
-    if (blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && threadIdx.x % 128 == 0)                      \
+    if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x % 128 == 0)                      \
       g_seesaw_trace[threadIdx.x / 128][slot][ev] = clock64();                             \
   } while (0)
 // The clock once `dep` (a loaded value) is in: the asm input makes it wait.
 #define TRACE_DEP(slot, ev, dep)                                                           \
   do {                                                                                     \
-    if (blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && threadIdx.x % 128 == 0) {                   \
+    if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x % 128 == 0) {                   \
       long long t_;                                                                        \
       asm volatile("mov.u64 %0, %%clock64;" : "=l"(t_) : "r"((int)(dep)) : "memory");      \
       g_seesaw_trace[threadIdx.x / 128][slot][ev] = t_;                                    \
@@ -374,9 +375,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   float* s_scale = reinterpret_cast<float*>(smem + kOffScale);
   volatile int* s_pair = reinterpret_cast<int*>(smem + kOffPair);
 
-  const PartView view = view_part(p);
+  // kv head * row tiles + row tile; column halves: two CTAs a tile.
+  const int tile = kHalves ? (int)blockIdx.x / 2 : (int)blockIdx.x;
+  const PartView view = view_part(p, tile);
   if (!view.usable) {
-    if (p.fused_merge) merge::fill_uncovered_rows<T>(p, view.reqs, view.plan_ok, blockIdx.x, blockIdx.y, p.num_parts);
+    if (p.fused_merge) merge::fill_uncovered_rows<T>(p, view.reqs, view.plan_ok, tile, blockIdx.y, p.num_parts);
     return;
   }
   TRACE_AT(63, 0);  // the plan header and part are in
@@ -393,7 +396,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Column halves: this CTA's 256 output columns; each warpgroup owns 128 of
   // them (kWgCols), held in kO accumulators a thread.
   constexpr int kWgCols = kHalves ? 128 : 256, kO = kWgCols / 2, kGroupsO = kO / 4;
-  const int half = kHalves ? (int)blockIdx.z : 0;
+  const int half = kHalves ? (int)blockIdx.x % 2 : 0;
   // A's and B's groups released after the warpgroup's PV on them: the one
   // WG0 releases after P0 V_a (ga_wg0), the one WG1 releases last (ga_wg1).
   // Halves: the group with the half's V columns (read by both) goes last.
@@ -767,7 +770,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       // second segment ever waits, and only for a CTA that has arrived
       // (running): no residency is needed.
       int how = out_mode;
-      int32_t* const ctr = merge::counter(p, c.r, blockIdx.x);
+      int32_t* const ctr = merge::counter(p, c.r, tile);
       if (out_mode == kOutPairFirst) {
         if (tid == 0) {
           const int old = atomicAdd(ctr, 1);
@@ -782,10 +785,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
       if (how == kOutPartial || how == kOutPairSecond) {
         if constexpr (kHalves)
-          store_partial<kGroupsO>(partial_tile(p, seg, blockIdx.x), o, inv, half * 128 + wtid, rows_in_tile,
+          store_partial<kGroupsO>(partial_tile(p, seg, tile), o, inv, half * 128 + wtid, rows_in_tile,
                                   wg * kGroupsO);
         else
-          store_partial(partial_tile(p, seg, blockIdx.x), o, inv, tid, rows_in_tile);
+          store_partial(partial_tile(p, seg, tile), o, inv, tid, rows_in_tile);
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
           const int row = row_tile * kTileM + lr[k];
@@ -850,7 +853,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           // Warps whose rows are all padding (never stored) read warp 0's
           // rows instead, weighed 0: no branch around o (C7520 again).
           const int t = ((tid % 128) / 32) * 16 < rows_in_tile ? tid : (tid / 128) * 128 + lane;
-          const float4* src = reinterpret_cast<const float4*>(partial_tile(p, other, blockIdx.x)) + t;
+          const float4* src = reinterpret_cast<const float4*>(partial_tile(p, other, tile)) + t;
           constexpr int kBatch = 8;  // loads in flight a thread (batches of 4 spilled: ptxas's choice)
 #pragma unroll
           for (int q0 = 0; q0 < kGroupsO; q0 += kBatch) {  // kHalves never merges here
@@ -904,13 +907,13 @@ __global__ void __launch_bounds__(kThreads, 1)
     const bool fill = *s_fill != 0;
     if (tid == 0) {
       __threadfence();
-      if (first.z > 1) atomicAdd(merge::counter(p, first.x, blockIdx.x), 1);
-      if (last.x != first.x && last.z > 1) atomicAdd(merge::counter(p, last.x, blockIdx.x), 1);
+      if (first.z > 1) atomicAdd(merge::counter(p, first.x, tile), 1);
+      if (last.x != first.x && last.z > 1) atomicAdd(merge::counter(p, last.x, tile), 1);
     }
-    merge::merge_request<T>(p, first.x, RequestMeta{first.y, first.z}, first.w, blockIdx.x, scratch);
+    merge::merge_request<T>(p, first.x, RequestMeta{first.y, first.z}, first.w, tile, scratch);
     if (last.x != first.x)
-      merge::merge_request<T>(p, last.x, RequestMeta{last.y, last.z}, last.w, blockIdx.x, scratch);
-    if (fill) merge::fill_uncovered_rows<T>(p, reqs, true, blockIdx.x, blockIdx.y, p.num_parts);
+      merge::merge_request<T>(p, last.x, RequestMeta{last.y, last.z}, last.w, tile, scratch);
+    if (fill) merge::fill_uncovered_rows<T>(p, reqs, true, tile, blockIdx.y, p.num_parts);
   }
 }
 

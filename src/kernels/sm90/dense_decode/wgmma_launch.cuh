@@ -5,6 +5,7 @@
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
+#include <algorithm>
 #include <atomic>
 #include <type_traits>
 
@@ -110,17 +111,17 @@ inline bool fused_merge_fits(const DenseDecodeParams& p, dim3 grid) {
   return (int64_t)grid.x * grid.y <= sms && p.num_parts <= dense_decode_seesaw::kMaxMergeSegments;
 }
 
-// The seesaw grid as clusters of 2 (the row tiles of a kv head paired along
-// x, or a tile's two column halves along z): the launch configuration for
-// cudaLaunchKernelEx and the occupancy query. Not copyable: cfg points at attr.
+// The seesaw grid as clusters of 2 along x (the row tiles of a kv head, or a
+// tile's two column halves): the launch configuration for cudaLaunchKernelEx
+// and the occupancy query. Not copyable: cfg points at attr.
 struct PairedClusterConfig {
   cudaLaunchAttribute attr[1];
   cudaLaunchConfig_t cfg{};
-  PairedClusterConfig(dim3 grid, int smem, cudaStream_t stream, bool along_z = false) {
+  PairedClusterConfig(dim3 grid, int smem, cudaStream_t stream) {
     attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = along_z ? 1 : 2;
+    attr[0].val.clusterDim.x = 2;
     attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = along_z ? 2 : 1;
+    attr[0].val.clusterDim.z = 1;
     cfg.gridDim = grid;
     cfg.blockDim = dim3(dense_decode_seesaw::kThreads);
     cfg.dynamicSmemBytes = smem;
@@ -133,7 +134,8 @@ struct PairedClusterConfig {
 };
 
 // Whether the seesaw grid can run as clusters of 2 (the row tiles of a kv
-// head paired), every cluster resident at once: a cluster needs two SMs of one
+// head paired, or a tile's column halves), every cluster that may get work
+// (`working_ctas` of them) resident at once: a cluster needs two SMs of one
 // GPC, so fewer clusters than SM pairs may fit, and a second wave would cost
 // more than multicast saves. Asked once a device (any host thread may launch:
 // the answers are atomics, 1 + the count, 0 while not known; a failed query
@@ -141,7 +143,7 @@ struct PairedClusterConfig {
 constexpr int kMaxCachedDevices = 64;
 
 template <typename T>
-bool multicast_fits(const DenseDecodeParams& p, dim3 grid, int smem, bool halves) {
+bool multicast_fits(const DenseDecodeParams& p, int64_t working_ctas, int smem, bool halves) {
   if (!halves && p.num_row_tiles % 2 != 0) return false;
   static std::atomic<int> known[kMaxCachedDevices];
   int dev = 0;
@@ -162,7 +164,7 @@ bool multicast_fits(const DenseDecodeParams& p, dim3 grid, int smem, bool halves
     max_clusters = n;
     if (slot) slot->store(n + 1, std::memory_order_relaxed);
   }
-  return (int64_t)grid.x * grid.y * grid.z <= 2 * (int64_t)max_clusters;
+  return working_ctas <= 2 * (int64_t)max_clusters;
 }
 
 template <typename T>
@@ -180,13 +182,20 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
   if (!seesaw && (p.multicast == 2 || p.split_columns == 2)) return cudaErrorNotSupported;
   if (!seesaw) p.fused_merge = p.pair_merge = p.multicast = p.split_columns = 0;
   const int smem = seesaw ? dense_decode_seesaw::kSmemBytes : kSmemBytes;
-  dim3 grid(p.num_row_tiles * p.h_kv, p.num_parts);
-  // Column halves where the grid leaves at least half the SMs idle: the
-  // second half's CTAs come for free there, and each CTA's epilogue halves.
-  if (p.split_columns == 1 && 2 * (int64_t)grid.x * grid.y > p.num_sms) p.split_columns = 0;
+  const int tiles = p.num_row_tiles * p.h_kv;
+  dim3 grid(tiles, p.num_parts);
+  // Parts that can get work: the plan fills them in order, each with at least
+  // min_blocks of the at most batch x max_blocks_per_seq blocks (split_plan.h).
+  const int64_t min_blocks = min_blocks_per_part_for(p.s_q, p.h_q, p.h_kv);
+  const int64_t active_max =
+      std::max<int64_t>(1, std::min<int64_t>(p.num_parts, ((int64_t)p.batch * p.max_blocks_per_seq + min_blocks - 1) /
+                                                               min_blocks));
+  // Column halves where the working CTAs leave at least half the SMs idle:
+  // the second half's CTAs come for free there.
+  if (p.split_columns == 1 && 2 * tiles * active_max > p.num_sms) p.split_columns = 0;
   const bool halves = p.split_columns != 0;
   if (halves) {
-    grid.z = 2;
+    grid.x = 2 * tiles;
     p.fused_merge = p.pair_merge = 0;  // both merge from a whole tile's registers
   }
   cudaError_t err = cudaSuccess;
@@ -199,7 +208,8 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
     err = cudaFuncSetAttribute(dense_decode_wgmma_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   }
   if (err != cudaSuccess) return err;
-  if (p.multicast && !multicast_fits<T>(p, grid, smem, halves)) {
+  const int64_t working = halves ? grid.x * active_max : (int64_t)grid.x * grid.y;
+  if (p.multicast && !multicast_fits<T>(p, working, smem, halves)) {
     if (p.multicast == 2) return cudaErrorNotSupported;
     p.multicast = 0;
   }
@@ -244,7 +254,7 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
       p.fused_merge = 0;
     }
     if (p.multicast) {
-      const PairedClusterConfig c(grid, smem, stream, halves);
+      const PairedClusterConfig c(grid, smem, stream);
       err = cudaLaunchKernelEx(&c.cfg, seesaw_fn<T>(true, halves), map4, map1, mapq, p, evict_first, q_tma);
       if (err != cudaSuccess) return err;
       return cudaGetLastError();
