@@ -190,9 +190,13 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
   const int64_t active_max =
       std::max<int64_t>(1, std::min<int64_t>(p.num_parts, ((int64_t)p.batch * p.max_blocks_per_seq + min_blocks - 1) /
                                                                min_blocks));
-  // Column halves where the working CTAs leave at least half the SMs idle:
-  // the second half's CTAs come for free there.
-  if (p.split_columns == 1 && 2 * tiles * active_max > p.num_sms) p.split_columns = 0;
+  // Column halves where the working CTAs leave at least half the SMs idle
+  // (the second half's CTAs come for free there) and a kv head has two row
+  // tiles or more (64-row partials to halve). Measured on an H200, quick
+  // bench, 3 rounds (bench/NOTES.md, 2026-12-03): b1 h_q 128 s_k 4096
+  // 15.2-15.4 -> 14.8-14.9 us, s_k 2048 14.2-14.3 -> 13.2-13.3; b1 h_q 16
+  // (one tile of 16 rows) 11.7-11.8 -> 12.6, hence the row-tile condition.
+  if (p.split_columns == 1 && (p.num_row_tiles < 2 || 2 * tiles * active_max > p.num_sms)) p.split_columns = 0;
   const bool halves = p.split_columns != 0;
   if (halves) {
     grid.x = 2 * tiles;
