@@ -266,6 +266,14 @@ TEST_P(DenseDecode, MatchesReference) {
                           << " nan=" << r.lse.count_nan << r.detail;
 }
 
+void expect_all_pass(const std::vector<DecodeCase>& cases) {
+  for (const DecodeCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    const CheckResult r = run_case(c);
+    EXPECT_TRUE(r.pass) << r.detail;
+  }
+}
+
 // Sets environment variables for one test and puts them back afterwards (the
 // suite may itself run under OPENMLA_MULTICAST=0 or OPENMLA_SPLIT_COLUMNS=...:
 // gpu-check).
@@ -315,11 +323,7 @@ TEST_F(Multicast, ForcedRunsAndMatchesWhereRowTilesPair) {
     cases.push_back(named(make_case(dt, 128, 1, 2, 700, true, 5, 9002), "mc_hq128_sq2_causal"));
     cases.push_back(named(make_case(dt, 126, 3, 2, 300, true, 3, 9003), "mc_hq126_hkv3_sq2_causal"));
   }
-  for (const DecodeCase& c : cases) {
-    SCOPED_TRACE(c.name);
-    const CheckResult r = run_case(c);
-    EXPECT_TRUE(r.pass) << r.detail;
-  }
+  expect_all_pass(cases);
 }
 
 TEST_F(Multicast, ForcedIsRefusedForOneRowTile) {
@@ -363,36 +367,26 @@ class SplitColumns : public EnvTest {
 };
 
 TEST_F(SplitColumns, ForcedMatchesReference) {
-  for (const DecodeCase& c : cases()) {
-    SCOPED_TRACE(c.name);
-    const CheckResult r = run_case(c);
-    EXPECT_TRUE(r.pass) << r.detail;
-  }
+  expect_all_pass(cases());
 }
 
 TEST_F(SplitColumns, ForcedWithoutMulticast) {
   set_env("OPENMLA_MULTICAST", "0");
-  for (const DecodeCase& c : cases()) {
-    SCOPED_TRACE(c.name);
-    const CheckResult r = run_case(c);
-    EXPECT_TRUE(r.pass) << r.detail;
-  }
+  expect_all_pass(cases());
 }
 
 // Grids small enough for every cluster of halves to be resident, so that
 // OPENMLA_MULTICAST=force proves the halves shared their copies (one row
-// tile included: the halves pair along z, not the row tiles).
+// tile included: the halves of a tile pair, not the row tiles).
 TEST_F(SplitColumns, ForcedWithMulticastForced) {
   set_env("OPENMLA_MULTICAST", "force");
+  std::vector<DecodeCase> cases;
   for (openmla_dtype dt : kDtypes) {
-    for (const DecodeCase& c : {named(make_case(dt, 16, 1, 1, 300, false, 2, 9190), "scmc_hq16_sq1"),
-                                named(make_case(dt, 128, 1, 1, 600, false, 1, 9191), "scmc_hq128_b1_sk600"),
-                                named(make_case(dt, 126, 3, 2, 200, true, 1, 9192), "scmc_hq126_hkv3_sq2_causal")}) {
-      SCOPED_TRACE(c.name);
-      const CheckResult r = run_case(c);
-      EXPECT_TRUE(r.pass) << r.detail;
-    }
+    cases.push_back(named(make_case(dt, 16, 1, 1, 300, false, 2, 9190), "scmc_hq16_sq1"));
+    cases.push_back(named(make_case(dt, 128, 1, 1, 600, false, 1, 9191), "scmc_hq128_b1_sk600"));
+    cases.push_back(named(make_case(dt, 126, 3, 2, 200, true, 1, 9192), "scmc_hq126_hkv3_sq2_causal"));
   }
+  expect_all_pass(cases);
 }
 
 // OPENMLA_DENSE_KERNEL is read once a process, so this runs only where the

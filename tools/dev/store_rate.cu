@@ -29,6 +29,14 @@ __device__ __forceinline__ unsigned smem_u32(const void* p) {
   return static_cast<unsigned>(__cvta_generic_to_shared(p));
 }
 
+// The thread's 32 float4 into the smem copy of the tile, seen by the bulk copy.
+__device__ __forceinline__ void stage_tile(unsigned char* smem, const float* v, int t) {
+  float4* s = reinterpret_cast<float4*>(smem) + t;
+#pragma unroll
+  for (int q = 0; q < 32; ++q) s[q * 256] = make_float4(v[4 * q], v[4 * q + 1], v[4 * q + 2], v[4 * q + 3]);
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
 __global__ void __launch_bounds__(256, 1) store_tile(float* out, int mode, long long* times) {
   extern __shared__ __align__(1024) unsigned char smem[];
   const int t = threadIdx.x;
@@ -37,10 +45,7 @@ __global__ void __launch_bounds__(256, 1) store_tile(float* out, int mode, long 
   for (int j = 0; j < 128; ++j) v[j] = t * 0.5f + j;
   float4* dst = reinterpret_cast<float4*>(out + (size_t)blockIdx.x * kTileFloats) + t;
   if (mode == 3) {
-    float4* s = reinterpret_cast<float4*>(smem) + t;
-#pragma unroll
-    for (int q = 0; q < 32; ++q) s[q * 256] = make_float4(v[4 * q], v[4 * q + 1], v[4 * q + 2], v[4 * q + 3]);
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    stage_tile(smem, v, t);
   }
   __syncthreads();
   const long long t0 = clock64();
@@ -58,10 +63,7 @@ __global__ void __launch_bounds__(256, 1) store_tile(float* out, int mode, long 
       }
     }
   } else if (mode == 2) {
-    float4* s = reinterpret_cast<float4*>(smem) + t;
-#pragma unroll
-    for (int q = 0; q < 32; ++q) s[q * 256] = make_float4(v[4 * q], v[4 * q + 1], v[4 * q + 2], v[4 * q + 3]);
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    stage_tile(smem, v, t);
   }
   __syncthreads();
   const long long t1 = clock64();
