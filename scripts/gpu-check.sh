@@ -51,15 +51,16 @@ if has tests; then
     note "cpu tests: ok"; else note "cpu tests: FAILED"; status=1; fi
   if timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" ${GTEST_ARGS:-} >> "$OUT_DIR/tests.log" 2>&1; then
     note "gpu tests: ok"; else note "gpu tests: FAILED"; status=1; fi
-  # The whole suite without multicast (the kernel every grid that cannot pair
-  # runs; the default run above gives it only the shapes with an odd number of
-  # row tiles), then the opt-in merge inside the decode kernel (which
-  # multicast would turn off) on the special, graph and plan cases.
-  if OPENMLA_MULTICAST=0 timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
+  # The whole suite without multicast and column halves (the full-width
+  # kernel every grid that cannot pair runs; the default run above gives it
+  # only the shapes with an odd number of row tiles, and runs halves on the
+  # small grids), then the opt-in merge inside the decode kernel (which
+  # multicast and halves would turn off) on the special, graph and plan cases.
+  if OPENMLA_MULTICAST=0 OPENMLA_SPLIT_COLUMNS=0 timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
        --gtest_filter="${NOMC_FILTER:-*}" > "$OUT_DIR/tests-nomc.log" 2>&1; then
     note "gpu tests, OPENMLA_MULTICAST=0: ok"; else note "gpu tests, OPENMLA_MULTICAST=0: FAILED"; status=1; fi
   grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-nomc.log" | head -10 | tee -a "$summary"
-  if OPENMLA_MULTICAST=0 OPENMLA_MERGE=kernel timeout 200 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
+  if OPENMLA_MULTICAST=0 OPENMLA_SPLIT_COLUMNS=0 OPENMLA_MERGE=kernel timeout 200 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
        --gtest_filter="${FUSED_FILTER:-Special*:Dtypes*:Plan*:Graph*}" > "$OUT_DIR/tests-fused.log" 2>&1; then
     note "gpu tests, OPENMLA_MERGE=kernel: ok"; else note "gpu tests, OPENMLA_MERGE=kernel: FAILED"; status=1; fi
   grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-fused.log" | head -10 | tee -a "$summary"
@@ -79,7 +80,7 @@ if has tests; then
   fi
   grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-merge-$mr.log" | head -10 | tee -a "$summary"
   # And column halves on every seesaw call, the large grids included (not
-  # the forced-multicast tests: their grids are too large to pair along z).
+  # the forced-multicast tests: their grids are too large to pair as halves).
   if OPENMLA_SPLIT_COLUMNS=force timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
        --gtest_filter="${SPLIT_FILTER:-*}:-Multicast.*" \
        > "$OUT_DIR/tests-split.log" 2>&1; then

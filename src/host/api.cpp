@@ -97,9 +97,9 @@ int merge_for_shape(int mode, int row_tiles) {
 int multicast_mode() { return env_choice("OPENMLA_MULTICAST", {"0", "1", "force"}, 1); }
 
 // OPENMLA_SPLIT_COLUMNS=0|1|force: whether the seesaw kernel runs each tile
-// as two CTAs of 256 output columns where a kv head has two row tiles or more
-// and the CTAs that may get work (from batch x block_table width) would fill
-// at most half the SMs (default 1); `force` (2) uses them on every seesaw call (tests run
+// as two CTAs of 256 output columns where a kv head has two row tiles or more,
+// the CTAs that may get work (from batch x block_table width) would fill at
+// most half the SMs and the halves can pair by multicast (default 1); `force` (2) uses them on every seesaw call (tests run
 // the suite that way) and makes a call to another kernel fail. Read on every
 // call.
 int split_columns_mode() { return env_choice("OPENMLA_SPLIT_COLUMNS", {"0", "1", "force"}, 1); }
@@ -284,7 +284,7 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   if (err == cudaErrorNotSupported && multicast == 2)
     return make_error(OPENMLA_ERROR_UNSUPPORTED,
                       "OPENMLA_MULTICAST=force: this call's grid cannot run as clusters of 2 "
-                      "(odd number of row tiles, another kernel, or clusters that do not all fit)");
+                      "(odd number of row tiles without column halves, another kernel, or clusters that do not all fit)");
   if (err != cudaSuccess) return cuda_error(err, "openmla_dense_decode launch");
   return ok_status();
 }

@@ -355,7 +355,7 @@ class SplitColumns : public EnvTest {
       c.num_sms = 7;
       v.push_back(named(c, "sc_hq64_sq4_causal_num_sms7"));
       c = make_case(dt, 128, 1, 1, 100, false, 3, ++id);
-      c.num_sms = 1000;  // many short parts: a wave and more of clusters
+      c.num_sms = 1000;  // a grid of ~500 parts, few with work: idle clusters
       v.push_back(named(c, "sc_hq128_sq1_sk100_num_sms1000"));
       c = make_case(dt, 128, 1, 2, 2048, true, 8, ++id);
       c.q_std = c.k_std = 1.0f;

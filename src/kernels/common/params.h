@@ -46,9 +46,10 @@ struct DenseDecodeParams {
   // cache block once (TMA multicast); the launch clears it where it cannot,
   // or (2: forced) fails with cudaErrorNotSupported.
   int multicast;
-  // Column halves (seesaw): 0 never, 1 where a kv head has >= 2 row tiles
-  // and the CTAs that may get work would fill at most half of num_sms, 2
-  // (forced, for tests) whenever the seesaw kernel runs;
+  // Column halves (seesaw): 0 never, 1 where a kv head has >= 2 row tiles,
+  // the CTAs that may get work would fill at most half of num_sms and the
+  // halves can pair by multicast, 2 (forced, for tests) whenever the seesaw
+  // kernel runs;
   // the launch clears it where it does not use them (kernels/sm90/dense_decode/
   // seesaw_kernel.cuh). num_sms: the SMs the plan was made for.
   int split_columns;

@@ -29,7 +29,7 @@
 // cluster that fetches each block once. Both compute the
 // whole S and softmax; each warpgroup's PV is 64 x 128, and each CTA stores
 // half of the fp32 partial (the epilogue is bound by the SM's ~26 B/cycle of
-// egress: bench/NOTES.md, 2026-12-03). The chunk group that holds the half's
+// egress and the chip's total write rate: bench/NOTES.md, 2026-12-03). The chunk group that holds the half's
 // V columns is read by both warpgroups' PV, so its release waits on a
 // handshake (kBarHalfA / kBarHalfB) from the warpgroup that reads it first.
 #ifndef OPENMLA_KERNELS_SM90_DENSE_DECODE_SEESAW_KERNEL_CUH_
@@ -162,7 +162,8 @@ __device__ __forceinline__ void copy_group(const CacheMaps& maps, unsigned char*
 }
 
 // Under multicast the two CTAs of a cluster are the two row tiles of one kv
-// head on the same part: the same blocks in the same order. Each group is
+// head, or the two column halves of one tile, on the same part: the same
+// blocks in the same order. Each group is
 // fetched once, by its owner, into both; 9 chunks each.
 __device__ __forceinline__ uint32_t group_owner(int g) { return (g == kGA1 || g == kGB1) ? 0u : 1u; }
 
@@ -632,7 +633,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::wait<0>();
       wgmma::fence_regs<kO>(o);
       TRACE(9);
-      if constexpr (kHalves) ptx::named_arrive(kBarHalfA, kThreads);  // before the refill's wait: the peer's
+      if constexpr (kHalves) ptx::named_arrive(kBarHalfA, kThreads);  // WG1 may release A's shared group
       loader.refill(sA, ga_wg0, next.a, ia & 1, issuer);
       scale_rows<kGroupsO>(o, scale1);
 #pragma unroll

@@ -190,27 +190,32 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
   const int64_t active_max =
       std::max<int64_t>(1, std::min<int64_t>(p.num_parts, ((int64_t)p.batch * p.max_blocks_per_seq + min_blocks - 1) /
                                                                min_blocks));
+  cudaError_t err = cudaSuccess;
+  if (seesaw)  // the occupancy query's kernel (multicast_fits)
+    err = cudaFuncSetAttribute(dense_decode_seesaw::dense_decode_seesaw_kernel<T, true, false>,
+                               cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (err != cudaSuccess) return err;
   // Column halves where the working CTAs leave at least half the SMs idle
-  // (the second half's CTAs come for free there) and a kv head has two row
-  // tiles or more (64-row partials to halve). Measured on an H200, quick
+  // (the second half's CTAs come for free there), a kv head has two row
+  // tiles or more (64-row partials to halve) and the halves can share their
+  // copies by multicast (the only way they were measured). On an H200, quick
   // bench, 3 rounds (bench/NOTES.md, 2026-12-03): b1 h_q 128 s_k 4096
   // 15.2-15.4 -> 14.8-14.9 us, s_k 2048 14.2-14.3 -> 13.2-13.3; b1 h_q 16
   // (one tile of 16 rows) 11.7-11.8 -> 12.6, hence the row-tile condition.
-  if (p.split_columns == 1 && (p.num_row_tiles < 2 || 2 * tiles * active_max > p.num_sms)) p.split_columns = 0;
-  const bool halves = p.split_columns != 0;
+  bool halves = p.split_columns == 2;
+  if (p.split_columns == 1)
+    halves = p.num_row_tiles >= 2 && 2 * tiles * active_max <= p.num_sms && p.multicast &&
+             multicast_fits<T>(p, 2 * tiles * active_max, smem, true);
+  if (!halves) p.split_columns = 0;
   if (halves) {
     grid.x = 2 * tiles;
     p.fused_merge = p.pair_merge = 0;  // both merge from a whole tile's registers
   }
-  cudaError_t err = cudaSuccess;
-  if (seesaw) {
-    err = cudaFuncSetAttribute(dense_decode_seesaw::dense_decode_seesaw_kernel<T, true, false>,
-                               cudaFuncAttributeMaxDynamicSharedMemorySize, smem);  // the occupancy query's
+  if (seesaw)
     for (int mc = 0; mc < 2 && err == cudaSuccess; ++mc)
       err = cudaFuncSetAttribute(seesaw_fn<T>(mc != 0, halves), cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-  } else {
+  else
     err = cudaFuncSetAttribute(dense_decode_wgmma_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-  }
   if (err != cudaSuccess) return err;
   const int64_t working = halves ? grid.x * active_max : (int64_t)grid.x * grid.y;
   if (p.multicast && !multicast_fits<T>(p, working, smem, halves)) {
