@@ -97,11 +97,11 @@ int merge_for_shape(int mode, int row_tiles) {
 int multicast_mode() { return env_choice("OPENMLA_MULTICAST", {"0", "1", "force"}, 1); }
 
 // OPENMLA_SPLIT_COLUMNS=0|1|force: whether the seesaw kernel runs each tile
-// as two CTAs of 256 output columns where a kv head has two row tiles or more,
-// the CTAs that may get work (from batch x block_table width) would fill at
-// most half the SMs and the halves can pair by multicast (default 1); `force` (2) uses them on every seesaw call (tests run
-// the suite that way) and makes a call to another kernel fail. Read on every
-// call.
+// as two CTAs of 256 output columns where a kv head has two row tiles or
+// more, the CTAs that may get work (from batch x block_table width) would
+// fill at most half the SMs and the halves can pair by multicast (default 1);
+// `force` (2) uses them on every seesaw call (tests run the suite that way)
+// and makes a call to another kernel fail. Read on every call.
 int split_columns_mode() { return env_choice("OPENMLA_SPLIT_COLUMNS", {"0", "1", "force"}, 1); }
 
 // OPENMLA_PDL=0|1: whether the combine kernel starts as a programmatic

@@ -190,6 +190,7 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
   const int64_t active_max =
       std::max<int64_t>(1, std::min<int64_t>(p.num_parts, ((int64_t)p.batch * p.max_blocks_per_seq + min_blocks - 1) /
                                                                min_blocks));
+  const int64_t halves_ctas = 2 * tiles * active_max;  // the CTAs with work under column halves
   cudaError_t err = cudaSuccess;
   if (seesaw)  // the occupancy query's kernel (multicast_fits)
     err = cudaFuncSetAttribute(dense_decode_seesaw::dense_decode_seesaw_kernel<T, true, false>,
@@ -204,8 +205,8 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
   // (one tile of 16 rows) 11.7-11.8 -> 12.6, hence the row-tile condition.
   bool halves = p.split_columns == 2;
   if (p.split_columns == 1)
-    halves = p.num_row_tiles >= 2 && 2 * tiles * active_max <= p.num_sms && p.multicast &&
-             multicast_fits<T>(p, 2 * tiles * active_max, smem, true);
+    halves = p.num_row_tiles >= 2 && halves_ctas <= p.num_sms && p.multicast &&
+             multicast_fits<T>(p, halves_ctas, smem, true);
   if (!halves) p.split_columns = 0;
   if (halves) {
     grid.x = 2 * tiles;
@@ -217,7 +218,7 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
   else
     err = cudaFuncSetAttribute(dense_decode_wgmma_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
-  const int64_t working = halves ? grid.x * active_max : (int64_t)grid.x * grid.y;
+  const int64_t working = halves ? halves_ctas : (int64_t)grid.x * grid.y;
   if (p.multicast && !multicast_fits<T>(p, working, smem, halves)) {
     if (p.multicast == 2) return cudaErrorNotSupported;
     p.multicast = 0;
