@@ -31,9 +31,17 @@ struct DecodeSetup {
   size_t wsb = 0;
   std::vector<void*> owned;
 
-  DecodeSetup(int b, int s_q, int h_q, int sk, TableKind kind, cudaStream_t stream) {
-    const int h_kv = 1, maxb = (sk + 63) / 64, nblocks = b * maxb;
-    std::vector<int> table(b * maxb), lens(b, sk);
+  // varlen: lengths max(Normal(sk, sk / 2), 1) as the bench draws them (its
+  // own generator, not Python's: the same spread, not the same numbers).
+  DecodeSetup(int b, int s_q, int h_q, int sk, TableKind kind, cudaStream_t stream, bool varlen = false) {
+    std::vector<int> lens(b, sk);
+    if (varlen) {
+      std::mt19937 rng(0);
+      std::normal_distribution<double> nd(sk, sk / 2.0);
+      for (int& l : lens) l = std::max(1, (int)nd(rng));
+    }
+    const int h_kv = 1, maxb = (*std::max_element(lens.begin(), lens.end()) + 63) / 64, nblocks = b * maxb;
+    std::vector<int> table(b * maxb);
     for (int i = 0; i < b * maxb; ++i) table[i] = kind == TableKind::kShared ? i % 64 : i;
     if (kind == TableKind::kShuffled) {
       std::mt19937 rng(1);

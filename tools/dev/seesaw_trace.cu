@@ -7,15 +7,71 @@
 //        tools/dev/seesaw_trace.cu /tmp/build-trace/libopenmla.a -o seesaw_trace
 // Run: seesaw_trace [h_q=128] [batch=128] [s_k=4096]; TRACE_FROM=i averages pairs i..i+19,
 // TRACE_ALL=1 prints the first pairs from kernel entry, TRACE_SHARED=1 puts the whole cache in L2.
+#include <algorithm>
+#include <vector>
+
 #include "decode_setup.h"
 
 extern "C" void openmla_debug_seesaw_trace(long long* host);
+extern "C" void openmla_debug_seesaw_cta(long long* host);
+
+// TRACE_CTAS=1: every CTA's entry, first landed group and loop end (globaltimer,
+// ns from the earliest entry), against its blocks and segments.
+static int print_ctas() {
+  static long long c[1024][8];
+  openmla_debug_seesaw_cta(&c[0][0]);
+  long long t0 = -1;
+  std::vector<int> work;
+  for (int i = 0; i < 1024; ++i) {
+    if (c[i][0] == 0) continue;
+    if (t0 < 0 || c[i][0] < t0) t0 = c[i][0];
+    if (c[i][3] > 0) work.push_back(i);
+  }
+  std::vector<double> entry, first, end, blocks;
+  for (int i : work) {
+    entry.push_back((c[i][0] - t0) * 1e-3);
+    first.push_back((c[i][1] - t0) * 1e-3);
+    end.push_back((c[i][2] - t0) * 1e-3);
+    blocks.push_back((double)c[i][3]);
+  }
+  auto pct = [](std::vector<double> v, const char* name) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    printf("%-22s min %7.2f  p10 %7.2f  p50 %7.2f  p90 %7.2f  max %7.2f\n", name, v[0], v[n / 10], v[n / 2],
+           v[n * 9 / 10], v[n - 1]);
+  };
+  printf("%zu CTAs with work; us from the first entry\n", work.size());
+  pct(entry, "entry");
+  pct(first, "first group landed");
+  pct(end, "loop end");
+  pct(blocks, "blocks a part");
+  // How the loop end follows the work: us per block by least squares.
+  double mb = 0, me = 0;
+  for (size_t k = 0; k < work.size(); ++k) mb += blocks[k], me += end[k];
+  mb /= work.size();
+  me /= work.size();
+  double sxy = 0, sxx = 0;
+  for (size_t k = 0; k < work.size(); ++k) sxy += (blocks[k] - mb) * (end[k] - me), sxx += (blocks[k] - mb) * (blocks[k] - mb);
+  const double slope = sxx > 0 ? sxy / sxx : 0;
+  printf("loop end ~ %.2f + %.3f us x blocks (mean %.1f blocks, %.2f us)\n", me - slope * mb, slope, mb, me);
+  printf("cta: entry first end | blocks segs (sorted by loop end, slowest 12)\n");
+  std::vector<int> order(work.size());
+  for (size_t k = 0; k < order.size(); ++k) order[k] = (int)k;
+  std::sort(order.begin(), order.end(), [&](int x, int y) { return end[x] > end[y]; });
+  for (size_t k = 0; k < order.size() && k < 12; ++k) {
+    const int i = work[order[k]];
+    printf("%4d: %7.2f %7.2f %7.2f | %3lld %lld\n", i, entry[order[k]], first[order[k]], end[order[k]], c[i][3], c[i][4]);
+  }
+  return 0;
+}
 
 int main(int argc, char** argv) {
   int b = argc > 2 ? atoi(argv[2]) : 128, s_q = 1, h_q = argc > 1 ? atoi(argv[1]) : 128, sk = argc > 3 ? atoi(argv[3]) : 4096;
-  DecodeSetup d(b, s_q, h_q, sk, getenv("TRACE_SHARED") ? TableKind::kShared : TableKind::kShuffled, 0);
+  DecodeSetup d(b, s_q, h_q, sk, getenv("TRACE_SHARED") ? TableKind::kShared : TableKind::kShuffled, 0,
+                getenv("TRACE_VARLEN") != nullptr);
   for (int i = 0; i < 3; ++i) d.decode(0);
   cudaDeviceSynchronize();
+  if (getenv("TRACE_CTAS")) return print_ctas();
   static long long t[2][64][16];
   openmla_debug_seesaw_trace(&t[0][0][0]);
   if (getenv("TRACE_ALL")) {

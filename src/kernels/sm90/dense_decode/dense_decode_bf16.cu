@@ -17,4 +17,8 @@ cudaError_t launch_dense_decode<Dtype::kBf16>(DenseDecodeParams& p, cudaStream_t
 extern "C" void openmla_debug_seesaw_trace(long long* host) {
   cudaMemcpyFromSymbol(host, openmla::kernels::dense_decode_seesaw::g_seesaw_trace, sizeof(long long) * 2 * 64 * 16);
 }
+extern "C" void openmla_debug_seesaw_cta(long long* host) {
+  cudaMemcpyFromSymbol(host, openmla::kernels::dense_decode_seesaw::g_seesaw_cta,
+                       sizeof(long long) * openmla::kernels::dense_decode_seesaw::kTraceCtas * 8);
+}
 #endif

@@ -82,6 +82,20 @@ static_assert(merge::scratch_bytes(kMaxMergeSegments) <= kTileBytes, "merge scra
 
 #ifdef OPENMLA_SEESAW_TRACE
 __device__ long long g_seesaw_trace[2][64][16];
+// Every CTA (y * gridDim.x + x): globaltimer at entry, when its first group
+// landed and at the loop's end; its blocks and segments (-1: no work).
+constexpr int kTraceCtas = 1024;
+__device__ long long g_seesaw_cta[kTraceCtas][8];
+__device__ __forceinline__ long long trace_globaltimer() {
+  long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t)::"memory");
+  return t;
+}
+#define TRACE_CTA(slot, val)                                                               \
+  do {                                                                                     \
+    const unsigned cta_ = blockIdx.y * gridDim.x + blockIdx.x;                             \
+    if (threadIdx.x == 0 && cta_ < kTraceCtas) g_seesaw_cta[cta_][slot] = (val);           \
+  } while (0)
 #define TRACE(ev)                                                                          \
   do {                                                                                     \
     if (blockIdx.x == 0 && blockIdx.y == 0 && wtid == 0 && ia < 64)                        \
@@ -104,6 +118,9 @@ __device__ long long g_seesaw_trace[2][64][16];
 #else
 #define TRACE(ev) \
   do {            \
+  } while (0)
+#define TRACE_CTA(slot, val) \
+  do {                       \
   } while (0)
 #define TRACE_AT(slot, ev) \
   do {                     \
@@ -357,6 +374,8 @@ __global__ void __launch_bounds__(kThreads, 1)
                                const __grid_constant__ CUtensorMap mapq, const DenseDecodeParams p, int evict_first,
                                int q_tma) {
   TRACE_AT(0, 15);
+  TRACE_CTA(0, trace_globaltimer());
+  TRACE_CTA(3, -1);
   ptx::griddep_launch_dependents();  // the combine may launch: it waits on this grid
   extern __shared__ unsigned char smem_raw[];
   // Aligned by an offset on the array, not through an integer cast: the
@@ -384,6 +403,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     return;
   }
   TRACE_AT(63, 0);  // the plan header and part are in
+  TRACE_CTA(3, view.pm.num_blocks);
+  TRACE_CTA(4, view.pm.num_segs);
   const RequestMeta* reqs = view.reqs;
   const PartMeta pm = view.pm;
   const int row_tile = view.row_tile, kv_head = view.kv_head, n_items = pm.num_blocks;
@@ -556,6 +577,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::fence();
       ptx::mbar_wait(&full[kGA0], par);
       TRACE(1);
+      if (ia == 0) TRACE_CTA(1, trace_globaltimer());
       s_steps<T, 32, 36>(s, dQ, dA, true);
       ptx::mbar_wait(&full[kGA1], par);
       TRACE(2);
@@ -891,6 +913,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     pw = nx;
   }
+  TRACE_CTA(2, trace_globaltimer());
   // The peer may still arrive on this CTA's empty barriers.
   if constexpr (kMulticast) ptx::cluster_sync();
 
