@@ -303,6 +303,14 @@ class EnvTest : public GpuTest {
   std::vector<Saved> saved_;
 };
 
+// OPENMLA_DENSE_KERNEL (read once a process) chose a kernel other than the
+// seesaw one, which alone has multicast and column halves: forcing either is
+// refused there, so the tests that force them skip.
+bool other_kernel_chosen() {
+  const char* k = std::getenv("OPENMLA_DENSE_KERNEL");
+  return k != nullptr && std::string(k) != "seesaw";
+}
+
 // OPENMLA_MULTICAST=force fails a call that cannot pair its row tiles, so
 // these cases prove the cluster kernel ran (the default falls back silently):
 // two row tiles (h_q = 128, s_q = 1), four (s_q = 2, causal, split requests),
@@ -312,6 +320,7 @@ class Multicast : public EnvTest {
   void SetUp() override {
     GpuTest::SetUp();
     if (IsSkipped()) return;
+    if (other_kernel_chosen()) GTEST_SKIP() << "OPENMLA_DENSE_KERNEL chose a kernel without multicast";
     set_env("OPENMLA_MULTICAST", "force");
   }
 };
@@ -341,7 +350,13 @@ class SplitColumns : public EnvTest {
   void SetUp() override {
     GpuTest::SetUp();
     if (IsSkipped()) return;
+    // With another kernel chosen, only the refusal test below runs.
+    if (other_kernel_chosen() && !refusal_test()) GTEST_SKIP() << "OPENMLA_DENSE_KERNEL chose a kernel without halves";
     set_env("OPENMLA_SPLIT_COLUMNS", "force");
+  }
+  static bool refusal_test() {
+    return std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) ==
+           "ForcedIsRefusedForTheOtherKernels";
   }
   static std::vector<DecodeCase> cases() {
     std::vector<DecodeCase> v;
@@ -393,8 +408,8 @@ TEST_F(SplitColumns, ForcedWithMulticastForced) {
 // process starts with another kernel chosen:
 //   OPENMLA_DENSE_KERNEL=wgmma openmla_gpu_tests --gtest_filter='SplitColumns.*Refused*'
 TEST_F(SplitColumns, ForcedIsRefusedForTheOtherKernels) {
+  if (!other_kernel_chosen()) GTEST_SKIP() << "needs OPENMLA_DENSE_KERNEL=wgmma or mma_sync";
   const char* k = std::getenv("OPENMLA_DENSE_KERNEL");
-  if (k == nullptr || std::string(k) == "seesaw") GTEST_SKIP() << "needs OPENMLA_DENSE_KERNEL=wgmma or mma_sync";
   const DecodeCase c = named(make_case(OPENMLA_DTYPE_BF16, 64, 1, 1, 300, false, 2, 9199), "sc_other_kernel");
   EXPECT_THROW(run_case(c), std::runtime_error) << k;
 }

@@ -4,8 +4,7 @@
 // 1152-byte cache row, 128-byte swizzle, 8 KB), both with and without TMA
 // multicast to a cluster of 2, and cp.async (LSU) from every thread; alone
 // (2 CTAs) and with every SM loading, from L2 and from HBM.
-// Bulk/tensor: `issuers` threads (lane 0 of warps 0..issuers-1, or lanes 0, 8,
-// 16, 24 of warp 0) each keep a
+// Bulk/tensor: `issuers` threads (lane 0 of warps 0..issuers-1) each keep a
 // ring of depth/issuers 8 KB slots full (full barrier a slot; under multicast
 // a slot's owner, rank s % 2, issues into both CTAs after both released it, as
 // the kernel's GroupLoader does). LSU: each thread copies its 64 B of a slot
@@ -66,7 +65,7 @@ __device__ __forceinline__ void issue(int path, void* dst, const CUtensorMap* ma
 // Copy i of a CTA's stream: block i / 9 of its run of blocks, column chunk i % 9.
 __global__ void __launch_bounds__(128, 1)
     tma_rate(const __grid_constant__ CUtensorMap map, const unsigned char* src, size_t region, size_t base_block,
-             size_t blocks_in_region, int copies, int depth, int issuers, int path, int multicast, int roles, long long* cycles) {
+             size_t blocks_in_region, int copies, int depth, int issuers, int path, int multicast, long long* cycles) {
   extern __shared__ __align__(1024) unsigned char slots[];
   __shared__ uint64_t full[kMaxDepth], empty[kMaxDepth];
   const uint32_t rank = multicast ? ptx::cluster_ctarank() : 0;
@@ -80,43 +79,22 @@ __global__ void __launch_bounds__(128, 1)
   __syncthreads();
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int ring = depth / issuers, mine = copies / issuers;
-  // The issuer index: lane 0 of warp w, or (roles 3) lane 8 w of warp 0.
-  const int me = roles == 3 ? (warp == 0 && lane % 8 == 0 && lane / 8 < issuers ? lane / 8 : -1)
-                            : (lane == 0 && warp < issuers ? warp : -1);
-  if (me >= 0)
-    for (int s = 0; s < ring && s < mine; ++s) ptx::mbar_arrive_expect_tx(&full[me * ring + s], kSlotBytes);
+  if (lane == 0 && warp < issuers)
+    for (int s = 0; s < ring && s < mine; ++s) ptx::mbar_arrive_expect_tx(&full[warp * ring + s], kSlotBytes);
   __syncwarp();  // barrier.cluster is .aligned: the warp converged first
   if (multicast)
     ptx::cluster_sync();  // both armed before either copies into the other
   else
     __syncthreads();
   const long long t0 = clock64();
-  if (me >= 0) {
-    const int warp = me;  // below, the issuer's index
+  if (lane == 0 && warp < issuers) {
     const size_t group = multicast ? blockIdx.x / 2 : blockIdx.x;  // a cluster reads one stream
     // One 64-bit modulo here, none in the loop: an earlier version paid two
     // a copy (~1000 cycles of one thread's dependent arithmetic) and measured
     // that instead of the copies.
     const uint32_t first_block = (uint32_t)((base_block + group * (size_t)(copies / 9 + 1)) % blocks_in_region);
     const uint32_t nblk = (uint32_t)blocks_in_region;
-    if (roles == 2) {  // burst: a whole ring out, all of it back, again (no multicast)
-      for (int k0 = 0; k0 < mine; k0 += ring) {
-        const int n = mine - k0 < ring ? mine - k0 : ring;
-        for (int k = k0; k < k0 + n; ++k) {
-          const int i = k * issuers + warp, s = warp * ring + k % ring;
-          uint32_t blk = first_block + (uint32_t)(i / 9);
-          if (blk >= nblk) blk -= nblk;
-          const unsigned char* p = src + ((size_t)blk * 9 + i % 9) * (size_t)kSlotBytes;
-          issue(path, slots + s * kSlotBytes, &map, p, (i % 9) * 64, (int)(blk * kBoxRows), &full[s], false);
-        }
-        for (int k = k0; k < k0 + n; ++k) {
-          const int s = warp * ring + k % ring;
-          ptx::mbar_wait(&full[s], (k / ring) & 1);
-          if (k + ring < mine) ptx::mbar_arrive_expect_tx(&full[s], kSlotBytes);
-        }
-      }
-    } else
-    for (int k = 0; k < (roles == 0 ? mine + ring - 1 : mine); ++k) {
+    for (int k = 0; k < mine + ring - 1; ++k) {
       if (k < mine) {
         const int i = k * issuers + warp;  // the stream's copies, interleaved over the issuers
         const int s = warp * ring + k % ring, round = k / ring;
@@ -130,7 +108,7 @@ __global__ void __launch_bounds__(128, 1)
         }
       }
       const int j = k - (ring - 1);  // consume this issuer's copy j: its slot goes back
-      if (roles == 0 && j >= 0 && j < mine) {
+      if (j >= 0 && j < mine) {
         const int s = warp * ring + j % ring;
         ptx::mbar_wait(&full[s], (j / ring) & 1);
         if (j + ring < mine) {
@@ -140,20 +118,6 @@ __global__ void __launch_bounds__(128, 1)
           else
             ptx::mbar_arrive(&empty[s]);
         }
-      }
-    }
-  }
-  if (roles == 1 && lane == 0 && warp >= 2 && warp - 2 < issuers) {
-    const int w = warp - 2;
-    for (int j = 0; j < mine; ++j) {
-      const int s = w * ring + j % ring;
-      ptx::mbar_wait(&full[s], (j / ring) & 1);
-      if (j + ring < mine) {
-        ptx::mbar_arrive_expect_tx(&full[s], kSlotBytes);
-        if (multicast)
-          ptx::mbar_arrive_cluster(&empty[s], (uint32_t)(s % 2));
-        else
-          ptx::mbar_arrive(&empty[s]);
       }
     }
   }
@@ -228,25 +192,14 @@ int main() {
   constexpr int kCopies = 9 * 20;  // 20 blocks of 72 KB, 1.4 MB a CTA
   struct Config {
     const char* name;
-    int path, multicast, depth, issuers, lsu_threads, roles;
+    int path, multicast, depth, issuers, lsu_threads;
   };
   const Config configs[] = {
-      {"bulk", kBulk, 0, 24, 1, 0, 0},
-      {"tensor d8", kTensor, 0, 8, 1, 0, 0},
-      {"tensor d24", kTensor, 0, 24, 1, 0, 0},
-      {"tensor burst8", kTensor, 0, 8, 1, 0, 2},
-      {"tensor burst24", kTensor, 0, 24, 1, 0, 2},
-      {"tensor split", kTensor, 0, 24, 1, 0, 1},
-      {"tensor 2iss", kTensor, 0, 24, 2, 0, 0},
-      {"tensor 4iss", kTensor, 0, 24, 4, 0, 0},
-      {"tensor 2iss split", kTensor, 0, 24, 2, 0, 1},
-      {"tensor mc", kTensor, 1, 24, 1, 0, 0},
-      {"tensor mc 2iss", kTensor, 1, 24, 2, 0, 0},
-      {"tensor mc 4iss", kTensor, 1, 24, 4, 0, 0},
-      {"tensor mc split", kTensor, 1, 24, 1, 0, 1},
-      {"tensor 4 lanes", kTensor, 0, 24, 4, 0, 3},
-      {"tensor mc 4 lanes", kTensor, 1, 24, 4, 0, 3},
-      {"lsu 128t", 0, 0, 0, 0, 128, 0},
+      {"bulk", kBulk, 0, 24, 1, 0},          {"bulk mc", kBulk, 1, 24, 1, 0},
+      {"tensor d8", kTensor, 0, 8, 1, 0},    {"tensor d24", kTensor, 0, 24, 1, 0},
+      {"tensor 2iss", kTensor, 0, 24, 2, 0}, {"tensor mc", kTensor, 1, 24, 1, 0},
+      {"tensor mc 2iss", kTensor, 1, 24, 2, 0}, {"lsu 128t", 0, 0, 0, 0, 128},
+      {"lsu 256t", 0, 0, 0, 0, 256},
   };
   printf("source  path             ctas  cycles/CTA  B/cycle/SM  kernel(us)  GB/s into SMs\n");
   size_t rot = 0;
@@ -278,7 +231,7 @@ int main() {
             cfg.attrs = attr;
             cfg.numAttrs = 1;
             CK(cudaLaunchKernelEx(&cfg, tma_rate, maps[hbm], (const unsigned char*)buf, region, base_block,
-                                  blocks_in_region, kCopies, c.depth, c.issuers, c.path, c.multicast, c.roles, d_cycles));
+                                  blocks_in_region, kCopies, c.depth, c.issuers, c.path, c.multicast, d_cycles));
           }
           CK(cudaGetLastError());
           CK(cudaEventRecord(e1));
