@@ -350,13 +350,8 @@ class SplitColumns : public EnvTest {
   void SetUp() override {
     GpuTest::SetUp();
     if (IsSkipped()) return;
-    // With another kernel chosen, only the refusal test below runs.
-    if (other_kernel_chosen() && !refusal_test()) GTEST_SKIP() << "OPENMLA_DENSE_KERNEL chose a kernel without halves";
+    if (other_kernel_chosen()) GTEST_SKIP() << "OPENMLA_DENSE_KERNEL chose a kernel without halves";
     set_env("OPENMLA_SPLIT_COLUMNS", "force");
-  }
-  static bool refusal_test() {
-    return std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) ==
-           "ForcedIsRefusedForTheOtherKernels";
   }
   static std::vector<DecodeCase> cases() {
     std::vector<DecodeCase> v;
@@ -404,14 +399,22 @@ TEST_F(SplitColumns, ForcedWithMulticastForced) {
   expect_all_pass(cases);
 }
 
-// OPENMLA_DENSE_KERNEL is read once a process, so this runs only where the
-// process starts with another kernel chosen:
-//   OPENMLA_DENSE_KERNEL=wgmma openmla_gpu_tests --gtest_filter='SplitColumns.*Refused*'
-TEST_F(SplitColumns, ForcedIsRefusedForTheOtherKernels) {
-  if (!other_kernel_chosen()) GTEST_SKIP() << "needs OPENMLA_DENSE_KERNEL=wgmma or mma_sync";
-  const char* k = std::getenv("OPENMLA_DENSE_KERNEL");
+// The other kernels refuse forced halves. OPENMLA_DENSE_KERNEL is read once
+// a process, so this runs only where the process starts with one chosen:
+//   OPENMLA_DENSE_KERNEL=wgmma openmla_gpu_tests --gtest_filter='SplitColumnsOtherKernel.*'
+class SplitColumnsOtherKernel : public EnvTest {
+ protected:
+  void SetUp() override {
+    GpuTest::SetUp();
+    if (IsSkipped()) return;
+    if (!other_kernel_chosen()) GTEST_SKIP() << "needs OPENMLA_DENSE_KERNEL=wgmma or mma_sync";
+    set_env("OPENMLA_SPLIT_COLUMNS", "force");
+  }
+};
+
+TEST_F(SplitColumnsOtherKernel, ForcedIsRefused) {
   const DecodeCase c = named(make_case(OPENMLA_DTYPE_BF16, 64, 1, 1, 300, false, 2, 9199), "sc_other_kernel");
-  EXPECT_THROW(run_case(c), std::runtime_error) << k;
+  EXPECT_THROW(run_case(c), std::runtime_error) << std::getenv("OPENMLA_DENSE_KERNEL");
 }
 
 INSTANTIATE_TEST_SUITE_P(Sweep, DenseDecode, ::testing::ValuesIn(sweep_cases()), case_name);

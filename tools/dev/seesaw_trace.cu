@@ -18,14 +18,19 @@ extern "C" void openmla_debug_seesaw_cta(long long* host);
 // TRACE_CTAS=1: every CTA's entry, first landed group and loop end (globaltimer,
 // ns from the earliest entry), against its blocks and segments.
 static int print_ctas() {
-  static long long c[1024][8];
+  constexpr int kCtas = 1024;  // the kernel's kTraceCtas (8 slots a CTA)
+  static long long c[kCtas][8];
   openmla_debug_seesaw_cta(&c[0][0]);
   long long t0 = -1;
   std::vector<int> work;
-  for (int i = 0; i < 1024; ++i) {
+  for (int i = 0; i < kCtas; ++i) {
     if (c[i][0] == 0) continue;
     if (t0 < 0 || c[i][0] < t0) t0 = c[i][0];
     if (c[i][3] > 0) work.push_back(i);
+  }
+  if (work.empty()) {
+    printf("no CTA with work recorded (a build without -DOPENMLA_SEESAW_TRACE?)\n");
+    return 1;
   }
   std::vector<double> entry, first, end, blocks;
   for (int i : work) {
