@@ -368,7 +368,11 @@ __device__ __forceinline__ void scale_rows(float* o, const float* f) {
   }
 }
 
-template <typename T, bool kMulticast, bool kHalves>
+// kFusedMerge: the in-kernel merge (OPENMLA_MERGE=kernel, plain grid only)
+// has an instantiation of its own, so that its epilogue's registers do not
+// crowd the default kernel's pair loop (with it compiled in, small changes to
+// the loop spilled: bench/NOTES.md, 2026-12-03).
+template <typename T, bool kMulticast, bool kHalves, bool kFusedMerge = false>
 __global__ void __launch_bounds__(kThreads, 1)
     dense_decode_seesaw_kernel(const __grid_constant__ CUtensorMap map4, const __grid_constant__ CUtensorMap map1,
                                const __grid_constant__ CUtensorMap mapq, const DenseDecodeParams p, int evict_first,
@@ -399,7 +403,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int tile = kHalves ? (int)blockIdx.x / 2 : (int)blockIdx.x;
   const PartView view = view_part(p, tile);
   if (!view.usable) {
-    if (p.fused_merge) merge::fill_uncovered_rows<T>(p, view.reqs, view.plan_ok, tile, blockIdx.y, p.num_parts);
+    if (kFusedMerge && p.fused_merge) merge::fill_uncovered_rows<T>(p, view.reqs, view.plan_ok, tile, blockIdx.y, p.num_parts);
     return;
   }
   TRACE_AT(63, 0);  // the plan header and part are in
@@ -480,7 +484,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int g = kGB0; g <= kGB1; ++g) loader.refill(sB, g, first.b, 0, true);
     }
     TRACE_AT(63, 2);  // length and table entry b in
-    if (p.fused_merge) {  // its latency hides under the first copies'
+    if (kFusedMerge && p.fused_merge) {  // its latency hides under the first copies'
       int fill = 0;
       for (int r = blockIdx.y; r < p.batch; r += p.num_parts) fill |= reqs[r].num_segs == 0;
       *s_fill = fill;
@@ -541,7 +545,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                  : kHalves || p.pair_merge == 0 || rm.num_segs != 2 ? kOutPartial
                  : seg == rm.seg_begin                  ? kOutPairFirst
                                                         : kOutPairSecond;
-      if (p.fused_merge && tid == 0) {
+      if (kFusedMerge && p.fused_merge && tid == 0) {
         const int4 rec = make_int4(c.r, rm.seg_begin, rm.num_segs, seg);
         if (ia == 0) s_seg[0] = rec;
         s_seg[1] = rec;
@@ -917,7 +921,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   // The peer may still arrive on this CTA's empty barriers.
   if constexpr (kMulticast) ptx::cluster_sync();
 
-  if (!kMulticast && !kHalves && p.fused_merge) {
+  if (kFusedMerge && !kMulticast && !kHalves && p.fused_merge) {
     // Shares of the merges of the split requests this part begins and ends
     // with (kernels/common/merge.cuh); Q's buffer is free scratch now.
     // The segments were noted in shared memory as they started: no global

@@ -255,8 +255,10 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
       cfg.stream = stream;
       cfg.attrs = attr;
       cfg.numAttrs = 1;
-      err = cudaLaunchKernelEx(&cfg, dense_decode_seesaw::dense_decode_seesaw_kernel<T, false, false>, map4, map1, mapq, p,
-                               evict_first, q_tma);
+      const auto fused = dense_decode_seesaw::dense_decode_seesaw_kernel<T, false, false, true>;
+      err = cudaFuncSetAttribute(fused, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+      if (err != cudaSuccess) return err;
+      err = cudaLaunchKernelEx(&cfg, fused, map4, map1, mapq, p, evict_first, q_tma);
       if (err != cudaErrorCooperativeLaunchTooLarge) return err;
       // Fewer SMs usable than the device has (MPS, green contexts): the
       // same result from two kernels.
