@@ -377,6 +377,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     dense_decode_seesaw_kernel(const __grid_constant__ CUtensorMap map4, const __grid_constant__ CUtensorMap map1,
                                const __grid_constant__ CUtensorMap mapq, const DenseDecodeParams p, int evict_first,
                                int q_tma) {
+  static_assert(!kFusedMerge || (!kMulticast && !kHalves), "the in-kernel merge is written for the plain grid");
   TRACE_AT(0, 15);
   TRACE_CTA(0, trace_globaltimer());
   TRACE_CTA(3, -1);
@@ -921,7 +922,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   // The peer may still arrive on this CTA's empty barriers.
   if constexpr (kMulticast) ptx::cluster_sync();
 
-  if (kFusedMerge && !kMulticast && !kHalves && p.fused_merge) {
+  if (kFusedMerge && p.fused_merge) {
     // Shares of the merges of the split requests this part begins and ends
     // with (kernels/common/merge.cuh); Q's buffer is free scratch now.
     // The segments were noted in shared memory as they started: no global
