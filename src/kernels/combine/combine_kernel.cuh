@@ -263,6 +263,13 @@ cudaError_t launch_config(const DenseDecodeParams& p, int entries, cudaStream_t 
   return cudaLaunchKernelEx(&cfg, combine_kernel<T, kGroups, kUnroll, kSplit>, p);
 }
 
+#ifndef OPENMLA_COMBINE_MANY_UNROLL
+#define OPENMLA_COMBINE_MANY_UNROLL 2  // -D for tuning runs only
+#endif
+#ifndef OPENMLA_COMBINE_FEW_UNROLL
+#define OPENMLA_COMBINE_FEW_UNROLL 16  // -D for tuning runs only
+#endif
+
 // The list holds at most min(batch, num_parts) entries but for requests with
 // no cached token; a CTA takes entries x, x + gridDim.x, ...
 template <typename T>
@@ -274,9 +281,9 @@ cudaError_t launch(const DenseDecodeParams& p, cudaStream_t stream) {
   // requests of 15-130 segments): thin slices, 16 segments in flight a
   // thread, and for one or two tile-entries, whose 64 CTAs a tile leave SMs
   // idle, 4 groups of threads a CTA.
-  if (tile_entries >= 32) return launch_config<T, 4, 2, 1>(p, entries, stream);
-  if (tile_entries > 2) return launch_config<T, 1, 16, 1>(p, entries, stream);
-  return launch_config<T, 1, 16, 4>(p, entries, stream);
+  if (tile_entries >= 32) return launch_config<T, 4, OPENMLA_COMBINE_MANY_UNROLL, 1>(p, entries, stream);
+  if (tile_entries > 2) return launch_config<T, 1, OPENMLA_COMBINE_FEW_UNROLL, 1>(p, entries, stream);
+  return launch_config<T, 1, OPENMLA_COMBINE_FEW_UNROLL, 4>(p, entries, stream);
 }
 
 }  // namespace openmla::kernels::combine
