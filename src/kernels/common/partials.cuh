@@ -70,6 +70,24 @@ __device__ __forceinline__ float partial_scale_for(float m) {
   return isinf(m) ? 1.f : fmaxf(m, 0x1p-100f);
 }
 
+// max |x| over this thread's values of row k (0 or 1) of kGroups accumulator
+// quads, as 8 independent chains: the stores wait on it at a segment's end.
+template <int kGroups>
+__device__ __forceinline__ float quads_abs_max(const float* o, int k) {
+  constexpr int kChains = kGroups < 8 ? kGroups : 8;
+  float m[kChains];
+#pragma unroll
+  for (int c = 0; c < kChains; ++c) m[c] = fmaxf(fabsf(o[4 * c + 2 * k]), fabsf(o[4 * c + 2 * k + 1]));
+#pragma unroll
+  for (int q = kChains; q < kGroups; ++q)
+    m[q % kChains] = fmaxf(m[q % kChains], fmaxf(fabsf(o[4 * q + 2 * k]), fabsf(o[4 * q + 2 * k + 1])));
+#pragma unroll
+  for (int w = kChains / 2; w > 0; w /= 2)
+#pragma unroll
+    for (int c = 0; c < w; ++c) m[c] = fmaxf(m[c], m[c + w]);
+  return m[0];
+}
+
 // The max of m over the 4 lanes that share a row (lane / 4) of an mma or
 // wgmma accumulator; every lane of the warp calls it.
 __device__ __forceinline__ float quad_max(float m) {

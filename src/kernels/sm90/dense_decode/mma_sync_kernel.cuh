@@ -253,12 +253,7 @@ __global__ void __launch_bounds__(kThreads, 1) dense_decode_kernel(const DenseDe
       const bool direct = reqs[cur.r].num_segs == 1;
       float m_abs[2];  // a partial's scale (partials.cuh): the row's max over this warp's half
 #pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        float m = 0.f;
-#pragma unroll
-        for (int n = 0; n < 32; ++n) m = fmaxf(m, fmaxf(fabsf(o_acc[n][2 * i]), fabsf(o_acc[n][2 * i + 1])));
-        m_abs[i] = quad_max(m);
-      }
+      for (int i = 0; i < 2; ++i) m_abs[i] = quad_max(quads_abs_max<32>(&o_acc[0][0], i));
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
         const int lr = mg * 16 + lane / 4 + 8 * i;

@@ -88,10 +88,7 @@ __device__ __forceinline__ void store_partial(uint2* tile, const float* o, const
   float f[2], s[2];
 #pragma unroll
   for (int k = 0; k < 2; ++k) {
-    float m = 0.f;
-#pragma unroll
-    for (int q = 0; q < kGroups; ++q) m = fmaxf(m, fmaxf(fabsf(o[4 * q + 2 * k]), fabsf(o[4 * q + 2 * k + 1])));
-    s[k] = partial_scale_for(quad_max(m) * inv[k]);
+    s[k] = partial_scale_for(quad_max(quads_abs_max<kGroups>(o, k)) * inv[k]);
     f[k] = inv[k] * (1.f / s[k]);
   }
   uint2* dst = tile + t + q0 * 256;
