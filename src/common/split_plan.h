@@ -30,9 +30,6 @@ constexpr int kPageBlock = 64;
 constexpr int kHeadDimQK = 576;
 constexpr int kHeadDimV = 512;
 constexpr int kRowsPerTile = 64;  // query rows (s_q x heads of one kv head) per CTA
-// One (segment, tile) block of split-KV partials: 64 x 512 fp16 values, then
-// a float scale per (128-column quarter, row).
-constexpr int kPartialBlockBytes = kRowsPerTile * kHeadDimV * 2 + 4 * kRowsPerTile * 4;
 // A part costs a Q load and, when it splits a request, a 64x512 partial
 // written and read back; below this many blocks a split costs more than it
 // saves, so small batches use fewer parts.
@@ -112,9 +109,8 @@ OPENMLA_HD inline int num_plan_parts(int num_sms, int s_q, int h_q, int h_kv) {
 }
 
 // Workspace layout: [plan | o_accum | lse_accum f32], 256-byte aligned;
-// o_accum holds [max_segments][h_kv * row tiles] blocks of kPartialBlockBytes
-// (a 64 x 512 tile of scaled fp16 and its scales: kernels/common/partials.cuh),
-// lse_accum
+// o_accum holds [max_segments][h_kv * row tiles][64 x 512] values of the out
+// dtype (2 bytes, kernels/common/partials.cuh), lse_accum
 // [max_segments][s_q * h_q]. The plan region is [header | parts | requests |
 // combine list (16-byte aligned, batch entries) | merge counters]: one int32
 // counter per (request, tile), zero whenever no decode runs (the planners
@@ -162,10 +158,10 @@ OPENMLA_HD inline WorkspaceLayout workspace_layout(int batch, int s_q, int h_q, 
   w.plan_bytes = plan_region_bytes(batch, w.num_parts, s_q, h_q, h_kv);
   size_t rows = (size_t)s_q * h_q;
   // Partials are stored per 64-row tile (src/kernels/common/partials.cuh).
-  size_t tiles = (size_t)num_row_tiles(s_q, h_q, h_kv) * h_kv;
+  size_t tile_rows = (size_t)num_row_tiles(s_q, h_q, h_kv) * h_kv * kRowsPerTile;
   w.o_accum_offset = w.plan_bytes;
   w.lse_accum_offset =
-      w.o_accum_offset + align_up((size_t)w.max_segments * tiles * kPartialBlockBytes, 256);
+      w.o_accum_offset + align_up((size_t)w.max_segments * tile_rows * kHeadDimV * 2, 256);
   w.total_bytes = w.lse_accum_offset + align_up((size_t)w.max_segments * rows * 4, 256);
   return w;
 }

@@ -111,15 +111,11 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
   }
 
   const int64_t rows = (int64_t)p.s_q * p.h_q;
-  const int64_t seg_stride = partial_seg_stride(p);  // quads
-  const int quarter = 2 * half + q0 / 16;               // this slice's scales (partials.cuh)
-  int r_in_tile[2];
+  const int64_t seg_stride = (int64_t)p.h_kv * p.num_row_tiles * kPartialTileQuads;
   int64_t lse_off[2];
 #pragma unroll
-  for (int k = 0; k < 2; ++k) {  // padding rows read the tile's first row (never stored)
+  for (int k = 0; k < 2; ++k)  // padding rows read the tile's first row (never stored)
     lse_off[k] = lse_row_offset(p, kv_head, row[k] < p.rows ? row[k] : row_tile * kRowsPerTile);
-    r_in_tile[k] = row[k] < p.rows ? row[k] - row_tile * kRowsPerTile : 0;
-  }
 
   for (int i = blockIdx.x; i < u.h.num_combine; i += gridDim.x) {
     const CombineEntry e = i == (int)blockIdx.x ? CombineEntry{first.x, first.y, first.z, first.w} : list[i];
@@ -136,7 +132,6 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
       for (int c = 0; c < 4; ++c) acc[g][c] = 0.f;
 
     const uint2* base = partial_tile(p, e.seg_begin, tile) + q0 * 256 + half * 128 + wt;
-    const float* sc_src = partial_scales(partial_tile(p, e.seg_begin, tile)) + quarter * kRowsPerTile;
     const float* lse_src = p.lse_accum + (int64_t)e.seg_begin * rows;
     for (int i0 = sub * kUnroll; i0 < ns_loaded; i0 += kSplit * kUnroll) {
       // The 4 lanes of a row share its LSE loads: lane c loads segments
@@ -145,7 +140,7 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
       constexpr int kW = (kUnroll + 3) / 4;
       const int c = lane % 4;
       uint2 v[kUnroll][kGroups];
-      float w[kW][2], sc[kW][2];
+      float w[kW][2];
 #pragma unroll
       for (int uu = 0; uu < kUnroll; ++uu) {
         const int s = min(i0 + uu, ns - 1);  // clamped, weight 0 below
@@ -156,10 +151,7 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
       for (int j = 0; j < kW; ++j) {
         const int s = min(i0 + 4 * j + c, ns - 1);
 #pragma unroll
-        for (int k = 0; k < 2; ++k) {
-          w[j][k] = lse_src[s * rows + lse_off[k]];
-          sc[j][k] = sc_src[s * seg_stride * 2 + r_in_tile[k]];
-        }
+        for (int k = 0; k < 2; ++k) w[j][k] = lse_src[s * rows + lse_off[k]];
       }
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
@@ -182,7 +174,6 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
         for (int j = 0; j < kW; ++j) {
           w[j][k] = exp_or_zero(w[j][k], mb);  // mb = -inf: every w is -inf, all 0
           part += w[j][k];
-          w[j][k] *= sc[j][k];  // from here on: the weight of the stored values
         }
         part += __shfl_xor_sync(0xffffffff, part, 1);
         part += __shfl_xor_sync(0xffffffff, part, 2);
@@ -195,7 +186,7 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
         const float w1 = __shfl_sync(0xffffffff, w[uu / 4][1], src);
 #pragma unroll
         for (int g = 0; g < kGroups; ++g) {
-          const float4 x = unpack_quad(v[uu][g]);
+          const float4 x = unpack_quad<T>(v[uu][g]);
           acc[g][0] += w0 * x.x;
           acc[g][1] += w0 * x.y;
           acc[g][2] += w1 * x.z;

@@ -10,7 +10,7 @@
 // (one fence for both). Then the CTA holding segment j of n waits for all n
 // to arrive, then merges units
 // [64 j / n, 64 (j + 1) / n) of the tile (a unit is 128 quads of the
-// partial layout, 1 KB, and their scales) over the n segments, and arrives again; the last of
+// partial layout, 1 KB) over the n segments, and arrives again; the last of
 // the n + min(n, 64) arrivals resets the counter to zero for the next call
 // on the same plan. Only the part's first and last segment can belong to a
 // split request, and a CTA waits only after all its own segments are
@@ -65,19 +65,17 @@ __device__ __forceinline__ void wait_for(const int32_t* ctr, int count) {
 }
 
 // Out columns of units [u0, u1) (thread half h takes u0 + h, u0 + h + 2, ...),
-// kPos units x kSeg segments of loads in flight per thread (16 quads and
-// their 32 scales): the merge sits on the step's tail, so its dependent round
-// trips are what count.
+// kPos units x kSeg segments of loads in flight per thread (32 quads): the
+// merge sits on the step's tail, so its dependent round trips are what count.
 template <typename T, int kSeg>
 __device__ __forceinline__ void merge_columns(const DenseDecodeParams& p, int r, int tile, int n, int seg_begin,
                                               int u0, int u1, const float* sw) {
-  constexpr int kPos = 16 / kSeg;
+  constexpr int kPos = 32 / kSeg;
   const int row_tile = tile % p.num_row_tiles, kv_head = tile / p.num_row_tiles;
   const int t = threadIdx.x, e = t % kUnitQuads, lane = e % 32;
   const int ra = (e / 32) * 16 + lane / 4, rb = ra + 8;
   const uint2* base = partial_tile(p, seg_begin, tile) + e;
-  const float* sc_base = partial_scales(partial_tile(p, seg_begin, tile));
-  const int64_t seg_stride = partial_seg_stride(p);
+  const int64_t seg_stride = (int64_t)p.h_kv * p.num_row_tiles * kPartialTileQuads;
   for (int ub = u0 + t / kUnitQuads; ub < u1; ub += 2 * kPos) {
     float4 acc[kPos];
 #pragma unroll
@@ -86,19 +84,12 @@ __device__ __forceinline__ void merge_columns(const DenseDecodeParams& p, int r,
       // Clamped indices (duplicates weigh nothing), so no branch keeps a
       // load from being issued with the others.
       uint2 v[kPos][kSeg];
-      float sa[kPos][kSeg], sb[kPos][kSeg];  // the values' scales, rows ra and rb
 #pragma unroll
       for (int a = 0; a < kPos; ++a) {
         const int u = min(ub + 2 * a, u1 - 1);
         const uint2* src = base + (u / 2) * 256 + (u % 2) * 128;
-        const float* sc = sc_base + (2 * (u % 2) + (u / 2) / 16) * kRowsPerTile;
 #pragma unroll
-        for (int k = 0; k < kSeg; ++k) {
-          const int64_t so = min(i0 + k, n - 1) * seg_stride;
-          v[a][k] = __ldcg(src + so);
-          sa[a][k] = __ldcg(sc + so * 2 + ra);
-          sb[a][k] = __ldcg(sc + so * 2 + rb);
-        }
+        for (int k = 0; k < kSeg; ++k) v[a][k] = __ldcg(src + min(i0 + k, n - 1) * seg_stride);
       }
 #pragma unroll
       for (int k = 0; k < kSeg; ++k) {
@@ -107,11 +98,11 @@ __device__ __forceinline__ void merge_columns(const DenseDecodeParams& p, int r,
         const float wb = live ? sw[(i0 + k) * kRowsPerTile + rb] : 0.f;
 #pragma unroll
         for (int a = 0; a < kPos; ++a) {
-          const float4 x = unpack_quad(v[a][k]);
-          acc[a].x += wa * sa[a][k] * x.x;
-          acc[a].y += wa * sa[a][k] * x.y;
-          acc[a].z += wb * sb[a][k] * x.z;
-          acc[a].w += wb * sb[a][k] * x.w;
+          const float4 x = unpack_quad<T>(v[a][k]);
+          acc[a].x += wa * x.x;
+          acc[a].y += wa * x.y;
+          acc[a].z += wb * x.z;
+          acc[a].w += wb * x.w;
         }
       }
     }
@@ -185,7 +176,8 @@ __device__ void merge_units(const DenseDecodeParams& p, int r, const RequestMeta
   if (n <= 2) merge_columns<T, 2>(p, r, tile, n, rm.seg_begin, u0, u1, sw);
   else if (n <= 4) merge_columns<T, 4>(p, r, tile, n, rm.seg_begin, u0, u1, sw);
   else if (n <= 8) merge_columns<T, 8>(p, r, tile, n, rm.seg_begin, u0, u1, sw);
-  else merge_columns<T, 16>(p, r, tile, n, rm.seg_begin, u0, u1, sw);
+  else if (n <= 16) merge_columns<T, 16>(p, r, tile, n, rm.seg_begin, u0, u1, sw);
+  else merge_columns<T, 32>(p, r, tile, n, rm.seg_begin, u0, u1, sw);
 
   if (u0 == 0 && u1 > 0 && t < tile_rows) {
     const int row = row_tile * kRowsPerTile + t;

@@ -251,9 +251,6 @@ __global__ void __launch_bounds__(kThreads, 1) dense_decode_kernel(const DenseDe
       }
       __syncthreads();
       const bool direct = reqs[cur.r].num_segs == 1;
-      float m_abs[2];  // a partial's scale (partials.cuh): the row's max over this warp's half
-#pragma unroll
-      for (int i = 0; i < 2; ++i) m_abs[i] = quad_max(quads_abs_max<32>(&o_acc[0][0], i));
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
         const int lr = mg * 16 + lane / 4 + 8 * i;
@@ -277,16 +274,10 @@ __global__ void __launch_bounds__(kThreads, 1) dense_decode_kernel(const DenseDe
                 empty ? INFINITY : lse;
         } else {
           const int64_t grow = (int64_t)seg * p.s_q * p.h_q + (int64_t)s * p.h_q + h;
-          uint2* tile = partial_tile(p, seg, blockIdx.x);
-          const float sc = partial_scale_for(m_abs[i] * inv), f = inv * (1.f / sc);
+          uint32_t* tile = reinterpret_cast<uint32_t*>(partial_tile(p, seg, blockIdx.x));
 #pragma unroll
           for (int n = 0; n < 32; ++n)
-            reinterpret_cast<uint32_t*>(tile)[partial_word(lr, col0 + n * 8)] =
-                pack_scaled(o_acc[n][2 * i] * f, o_acc[n][2 * i + 1] * f);
-          if (lane % 4 == 0) {
-            partial_scales(tile)[2 * half * kTileM + lr] = sc;
-            partial_scales(tile)[(2 * half + 1) * kTileM + lr] = sc;
-          }
+            tile[partial_word(lr, col0 + n * 8)] = ptx::pack2<T>(o_acc[n][2 * i] * inv, o_acc[n][2 * i + 1] * inv);
           if (half == 0 && lane % 4 == 0) p.lse_accum[grow] = lse;
         }
       }

@@ -813,10 +813,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
       if (how == kOutPartial || how == kOutPairSecond) {
         if constexpr (kHalves)
-          store_partial<kGroupsO>(partial_tile(p, seg, tile), o, inv, half * 128 + wtid, rows_in_tile,
+          store_partial<T, kGroupsO>(partial_tile(p, seg, tile), o, inv, half * 128 + wtid, rows_in_tile,
                                   wg * kGroupsO);
         else
-          store_partial(partial_tile(p, seg, tile), o, inv, tid, rows_in_tile);
+          store_partial<T>(partial_tile(p, seg, tile), o, inv, tid, rows_in_tile);
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
           const int row = row_tile * kTileM + lr[k];
@@ -882,14 +882,6 @@ __global__ void __launch_bounds__(kThreads, 1)
           // rows instead, weighed 0: no branch around o (C7520 again).
           const int t = ((tid % 128) / 32) * 16 < rows_in_tile ? tid : (tid / 128) * 128 + lane;
           const uint2* src = partial_tile(p, other, tile) + t;
-          // Its weights times its scales, by quarter of the half (partials.cuh).
-          const float* osc = partial_scales(partial_tile(p, other, tile)) + 2 * (t / 128) * kTileM +
-                             ((t % 128) / 32) * 16 + lane / 4;
-          float w_q[2][2];
-#pragma unroll
-          for (int qq = 0; qq < 2; ++qq)
-#pragma unroll
-            for (int k = 0; k < 2; ++k) w_q[qq][k] = w_other[k] * __ldcg(osc + qq * kTileM + 8 * k);
           constexpr int kBatch = 8;  // loads in flight a thread (batches of 4 spilled: ptxas's choice)
 #pragma unroll
           for (int q0 = 0; q0 < kGroupsO; q0 += kBatch) {  // kHalves never merges here
@@ -898,13 +890,12 @@ __global__ void __launch_bounds__(kThreads, 1)
             for (int q = 0; q < kBatch; ++q) v[q] = __ldcg(src + (q0 + q) * 256);
 #pragma unroll
             for (int q = 0; q < kBatch; ++q) {
-              const float4 x = unpack_quad(v[q]);
-              const float* w = w_q[(q0 + q) / 16];
+              const float4 x = unpack_quad<T>(v[q]);
               float* oq = o + 4 * (q0 + q);
-              oq[0] += x.x * w[0];
-              oq[1] += x.y * w[0];
-              oq[2] += x.z * w[1];
-              oq[3] += x.w * w[1];
+              oq[0] += x.x * w_other[0];
+              oq[1] += x.y * w_other[0];
+              oq[2] += x.z * w_other[1];
+              oq[3] += x.w * w_other[1];
             }
             asm volatile("" ::: "memory");  // kBatch loads at a time: all 32 at once would spill
           }

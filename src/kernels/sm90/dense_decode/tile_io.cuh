@@ -70,41 +70,19 @@ __device__ __forceinline__ void store_out_row(const DenseDecodeParams& p, const 
         ptx::pack2<T>(o[j * 4 + 2 * i] * inv, o[j * 4 + 2 * i + 1] * inv);
 }
 
-// This thread's share of a wgmma output tile (both rows) as scaled partials
-// (partials.cuh: t = the thread's slot there), row k normalised by inv[k].
-// kGroups = 32: all of thread t's columns (the 256-column half t / 128); its
-// row max scales both quarters. kGroups = 16: column groups q0.. (a column
-// half's CTA stores only its half, at the full tile's places), one quarter.
+// This thread's share of a wgmma output tile (both rows, 256 columns) as
+// partials of dtype T, row k scaled by inv[k] (partials.cuh: t = threadIdx.x).
 // Warps whose 16 rows are all past the tile's last row store nothing.
-template <int kGroups = 32, bool kShflSkip = false>
+// kGroups < 32: the thread holds column groups q0.. of thread t's share (a
+// column half's CTA stores only its half, at the full tile's places).
+template <typename T, int kGroups = 32>
 __device__ __forceinline__ void store_partial(uint2* tile, const float* o, const float* inv, int t,
                                               int rows_in_tile, int q0 = 0) {
-  static_assert(kGroups == 32 || kGroups == 16, "a half or a quarter of a tile's columns");
-  // kShflSkip: the skip made warp-uniform as ptxas sees it (shfl): the wgmma
-  // kernel's GEMMs are serialised otherwise (C7520), the seesaw's with it.
-  if (kShflSkip ? __shfl_sync(0xffffffff, ((t % 128) / 32) * 16 >= rows_in_tile ? 1 : 0, 0) != 0
-                : ((t % 128) / 32) * 16 >= rows_in_tile)
-    return;
-  float f[2], s[2];
-#pragma unroll
-  for (int k = 0; k < 2; ++k) {
-    s[k] = partial_scale_for(quad_max(quads_abs_max<kGroups>(o, k)) * inv[k]);
-    f[k] = inv[k] * (1.f / s[k]);
-  }
+  if (((t % 128) / 32) * 16 >= rows_in_tile) return;
   uint2* dst = tile + t + q0 * 256;
 #pragma unroll
   for (int q = 0; q < kGroups; ++q)
-    dst[q * 256] = pack_quad(o[4 * q] * f[0], o[4 * q + 1] * f[0], o[4 * q + 2] * f[1], o[4 * q + 3] * f[1]);
-  const int lane = t % 32;
-  if (lane % 4 == 0) {
-    float* sc = partial_scales(tile) + (2 * (t / 128) + q0 / 16) * kRowsPerTile;
-#pragma unroll
-    for (int k = 0; k < 2; ++k) {
-      const int row = ((t % 128) / 32) * 16 + lane / 4 + 8 * k;
-      sc[row] = s[k];
-      if (kGroups == 32) sc[kRowsPerTile + row] = s[k];
-    }
-  }
+    dst[q * 256] = pack_quad<T>(o[4 * q] * inv[0], o[4 * q + 1] * inv[0], o[4 * q + 2] * inv[1], o[4 * q + 3] * inv[1]);
 }
 
 }  // namespace openmla::kernels::tile_io

@@ -205,12 +205,11 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
       }
       if (seg_end) {
-        // Uniform as ptxas sees it: store_partial shuffles (C7520 otherwise).
-        const bool direct = __shfl_sync(0xffffffff, reqs[cur.r].num_segs == 1 ? 1 : 0, 0) != 0;
+        const bool direct = reqs[cur.r].num_segs == 1;
         float inv[2];
 #pragma unroll
         for (int k = 0; k < 2; ++k) inv[k] = m[k] == -INFINITY ? 0.f : 1.f / l[k];
-        if (!direct) store_partial<32, true>(partial_tile(p, seg, blockIdx.x), o, inv, tid, p.rows - row_tile * kTileM);
+        if (!direct) store_partial<T>(partial_tile(p, seg, blockIdx.x), o, inv, tid, p.rows - row_tile * kTileM);
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
           const int row = row_tile * kTileM + lr[k];
@@ -373,12 +372,11 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::fence_regs<128>(o);
       if (lane == 0) ptx::mbar_arrive(&empty[st]);
       pv_pending = false;
-      // Uniform as ptxas sees it: store_partial shuffles (C7520 otherwise).
-      const bool direct = __shfl_sync(0xffffffff, reqs[cur.r].num_segs == 1 ? 1 : 0, 0) != 0;
+      const bool direct = reqs[cur.r].num_segs == 1;
       float inv[2];
 #pragma unroll
       for (int k = 0; k < 2; ++k) inv[k] = m_run[k] == -INFINITY ? 0.f : 1.f / l_tot[k];
-      if (!direct) store_partial<32, true>(partial_tile(p, seg, blockIdx.x), o, inv, tid, p.rows - row_tile * kTileM);
+      if (!direct) store_partial<T>(partial_tile(p, seg, blockIdx.x), o, inv, tid, p.rows - row_tile * kTileM);
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
         const int row = row_tile * kTileM + lr[k];
