@@ -30,7 +30,7 @@ constexpr int kPageBlock = 64;
 constexpr int kHeadDimQK = 576;
 constexpr int kHeadDimV = 512;
 constexpr int kRowsPerTile = 64;  // query rows (s_q x heads of one kv head) per CTA
-// A part costs a Q load and, when it splits a request, a 64x512 partial
+// A part costs a Q load and, when it splits a request, a 64x512 fp32 partial
 // written and read back; below this many blocks a split costs more than it
 // saves, so small batches use fewer parts.
 #ifndef OPENMLA_MIN_BLOCKS_PER_PART
@@ -108,9 +108,8 @@ OPENMLA_HD inline int num_plan_parts(int num_sms, int s_q, int h_q, int h_kv) {
   return p < 1 ? 1 : p;
 }
 
-// Workspace layout: [plan | o_accum | lse_accum f32], 256-byte aligned;
-// o_accum holds [max_segments][h_kv * row tiles][64 x 512] values of the out
-// dtype (2 bytes, kernels/common/partials.cuh), lse_accum
+// Workspace layout: [plan | o_accum f32 | lse_accum f32], 256-byte aligned;
+// o_accum holds [max_segments][h_kv * row tiles][64 x 512], lse_accum
 // [max_segments][s_q * h_q]. The plan region is [header | parts | requests |
 // combine list (16-byte aligned, batch entries) | merge counters]: one int32
 // counter per (request, tile), zero whenever no decode runs (the planners
@@ -161,7 +160,7 @@ OPENMLA_HD inline WorkspaceLayout workspace_layout(int batch, int s_q, int h_q, 
   size_t tile_rows = (size_t)num_row_tiles(s_q, h_q, h_kv) * h_kv * kRowsPerTile;
   w.o_accum_offset = w.plan_bytes;
   w.lse_accum_offset =
-      w.o_accum_offset + align_up((size_t)w.max_segments * tile_rows * kHeadDimV * 2, 256);
+      w.o_accum_offset + align_up((size_t)w.max_segments * tile_rows * kHeadDimV * 4, 256);
   w.total_bytes = w.lse_accum_offset + align_up((size_t)w.max_segments * rows * 4, 256);
   return w;
 }

@@ -254,7 +254,7 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   p.lse_stride_b = a.lse.stride[0];
   p.lse_stride_h = a.lse.stride[1];
   p.plan = workspace;
-  p.o_accum = static_cast<char*>(workspace) + w.o_accum_offset;
+  p.o_accum = reinterpret_cast<float*>(static_cast<char*>(workspace) + w.o_accum_offset);
   p.lse_accum = reinterpret_cast<float*>(static_cast<char*>(workspace) + w.lse_accum_offset);
   const double scale = a.softmax_scale > 0.f ? (double)a.softmax_scale : 1.0 / std::sqrt((double)kHeadDimQK);
   p.scale_log2 = (float)(scale * 1.4426950408889634);

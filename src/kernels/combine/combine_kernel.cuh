@@ -28,7 +28,7 @@
 
 namespace openmla::kernels::combine {
 
-// kGroups quad column groups a thread (32 / kGroups slices of each 256-column
+// kGroups float4 column groups a thread (32 / kGroups slices of each 256-column
 // half), kUnroll segments in flight a thread, kSplit groups of 128 threads.
 template <int kGroups, int kUnroll, int kSplit>
 struct Config {
@@ -111,7 +111,7 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
   }
 
   const int64_t rows = (int64_t)p.s_q * p.h_q;
-  const int64_t seg_stride = (int64_t)p.h_kv * p.num_row_tiles * kPartialTileQuads;
+  const int64_t seg_stride = (int64_t)p.h_kv * p.num_row_tiles * kPartialTileFloats / 4;  // float4s
   int64_t lse_off[2];
 #pragma unroll
   for (int k = 0; k < 2; ++k)  // padding rows read the tile's first row (never stored)
@@ -131,7 +131,7 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
 #pragma unroll
       for (int c = 0; c < 4; ++c) acc[g][c] = 0.f;
 
-    const uint2* base = partial_tile(p, e.seg_begin, tile) + q0 * 256 + half * 128 + wt;
+    const float4* base = reinterpret_cast<const float4*>(partial_tile(p, e.seg_begin, tile)) + q0 * 256 + half * 128 + wt;
     const float* lse_src = p.lse_accum + (int64_t)e.seg_begin * rows;
     for (int i0 = sub * kUnroll; i0 < ns_loaded; i0 += kSplit * kUnroll) {
       // The 4 lanes of a row share its LSE loads: lane c loads segments
@@ -139,7 +139,7 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
       // the registers go to the partials and every load is in flight at once.
       constexpr int kW = (kUnroll + 3) / 4;
       const int c = lane % 4;
-      uint2 v[kUnroll][kGroups];
+      float4 v[kUnroll][kGroups];
       float w[kW][2];
 #pragma unroll
       for (int uu = 0; uu < kUnroll; ++uu) {
@@ -186,11 +186,10 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
         const float w1 = __shfl_sync(0xffffffff, w[uu / 4][1], src);
 #pragma unroll
         for (int g = 0; g < kGroups; ++g) {
-          const float4 x = unpack_quad<T>(v[uu][g]);
-          acc[g][0] += w0 * x.x;
-          acc[g][1] += w0 * x.y;
-          acc[g][2] += w1 * x.z;
-          acc[g][3] += w1 * x.w;
+          acc[g][0] += w0 * v[uu][g].x;
+          acc[g][1] += w0 * v[uu][g].y;
+          acc[g][2] += w1 * v[uu][g].z;
+          acc[g][3] += w1 * v[uu][g].w;
         }
       }
     }

@@ -9,8 +9,8 @@
 // (request, tile) counter at the end of its part, all its partials stored
 // (one fence for both). Then the CTA holding segment j of n waits for all n
 // to arrive, then merges units
-// [64 j / n, 64 (j + 1) / n) of the tile (a unit is 128 quads of the
-// partial layout, 1 KB) over the n segments, and arrives again; the last of
+// [64 j / n, 64 (j + 1) / n) of the tile (a unit is 128 float4s of the
+// partial layout, 2 KB) over the n segments, and arrives again; the last of
 // the n + min(n, 64) arrivals resets the counter to zero for the next call
 // on the same plan. Only the part's first and last segment can belong to a
 // split request, and a CTA waits only after all its own segments are
@@ -31,7 +31,7 @@ namespace openmla::kernels::merge {
 
 constexpr int kThreads = 256;
 constexpr int kUnits = 64;
-constexpr int kUnitQuads = kPartialTileQuads / kUnits;  // 128
+constexpr int kUnitFloat4s = kPartialTileFloats / 4 / kUnits;  // 128
 // Shared scratch the merge needs: n x 64 segment weights + 64 merged LSEs.
 __host__ __device__ constexpr int scratch_bytes(int max_segs) { return (max_segs + 1) * kRowsPerTile * 4; }
 
@@ -65,29 +65,29 @@ __device__ __forceinline__ void wait_for(const int32_t* ctr, int count) {
 }
 
 // Out columns of units [u0, u1) (thread half h takes u0 + h, u0 + h + 2, ...),
-// kPos units x kSeg segments of loads in flight per thread (32 quads): the
+// kPos units x kSeg segments of loads in flight per thread (32 float4s): the
 // merge sits on the step's tail, so its dependent round trips are what count.
 template <typename T, int kSeg>
 __device__ __forceinline__ void merge_columns(const DenseDecodeParams& p, int r, int tile, int n, int seg_begin,
                                               int u0, int u1, const float* sw) {
   constexpr int kPos = 32 / kSeg;
   const int row_tile = tile % p.num_row_tiles, kv_head = tile / p.num_row_tiles;
-  const int t = threadIdx.x, e = t % kUnitQuads, lane = e % 32;
+  const int t = threadIdx.x, e = t % kUnitFloat4s, lane = e % 32;
   const int ra = (e / 32) * 16 + lane / 4, rb = ra + 8;
-  const uint2* base = partial_tile(p, seg_begin, tile) + e;
-  const int64_t seg_stride = (int64_t)p.h_kv * p.num_row_tiles * kPartialTileQuads;
-  for (int ub = u0 + t / kUnitQuads; ub < u1; ub += 2 * kPos) {
+  const float4* base = reinterpret_cast<const float4*>(partial_tile(p, seg_begin, tile)) + e;
+  const int64_t seg_stride = (int64_t)p.h_kv * p.num_row_tiles * kPartialTileFloats / 4;
+  for (int ub = u0 + t / kUnitFloat4s; ub < u1; ub += 2 * kPos) {
     float4 acc[kPos];
 #pragma unroll
     for (int a = 0; a < kPos; ++a) acc[a] = make_float4(0.f, 0.f, 0.f, 0.f);
     for (int i0 = 0; i0 < n; i0 += kSeg) {
       // Clamped indices (duplicates weigh nothing), so no branch keeps a
       // load from being issued with the others.
-      uint2 v[kPos][kSeg];
+      float4 v[kPos][kSeg];
 #pragma unroll
       for (int a = 0; a < kPos; ++a) {
         const int u = min(ub + 2 * a, u1 - 1);
-        const uint2* src = base + (u / 2) * 256 + (u % 2) * 128;
+        const float4* src = base + (u / 2) * 256 + (u % 2) * 128;
 #pragma unroll
         for (int k = 0; k < kSeg; ++k) v[a][k] = __ldcg(src + min(i0 + k, n - 1) * seg_stride);
       }
@@ -98,11 +98,10 @@ __device__ __forceinline__ void merge_columns(const DenseDecodeParams& p, int r,
         const float wb = live ? sw[(i0 + k) * kRowsPerTile + rb] : 0.f;
 #pragma unroll
         for (int a = 0; a < kPos; ++a) {
-          const float4 x = unpack_quad<T>(v[a][k]);
-          acc[a].x += wa * x.x;
-          acc[a].y += wa * x.y;
-          acc[a].z += wb * x.z;
-          acc[a].w += wb * x.w;
+          acc[a].x += wa * v[a][k].x;
+          acc[a].y += wa * v[a][k].y;
+          acc[a].z += wb * v[a][k].z;
+          acc[a].w += wb * v[a][k].w;
         }
       }
     }

@@ -24,7 +24,7 @@ struct DenseDecodeParams {
   int64_t lse_stride_b, lse_stride_h;  // the s_q dim is contiguous
 
   const void* plan;  // PlanHeader | PartMeta[num_parts] | RequestMeta[batch]
-  void* o_accum;     // [max_segments, h_kv * num_row_tiles, 64 x 512] of the out dtype (kernels/common/partials.cuh)
+  float* o_accum;    // [max_segments, h_kv * num_row_tiles, 64 x 512] (kernels/common/partials.cuh)
   float* lse_accum;  // [max_segments, s_q * h_q]
   int32_t* merge_counters;  // [batch, h_kv * num_row_tiles], in the plan region
 

@@ -95,20 +95,6 @@ __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
-// The inverse of pack2: two 16-bit values to floats (exact).
-template <typename T>
-__device__ __forceinline__ float2 unpack2(uint32_t v);
-
-template <>
-__device__ __forceinline__ float2 unpack2<__nv_bfloat16>(uint32_t v) {
-  return make_float2(__uint_as_float(v << 16), __uint_as_float(v & 0xffff0000u));
-}
-
-template <>
-__device__ __forceinline__ float2 unpack2<__half>(uint32_t v) {
-  return __half22float2(*reinterpret_cast<const __half2*>(&v));
-}
-
 // 2^x in one MUFU op: results below 2^-126 flush to 0, which is what a
 // softmax weight that small contributes anyway (exp2f adds a subnormal
 // range fix-up around every call).

@@ -274,10 +274,11 @@ __global__ void __launch_bounds__(kThreads, 1) dense_decode_kernel(const DenseDe
                 empty ? INFINITY : lse;
         } else {
           const int64_t grow = (int64_t)seg * p.s_q * p.h_q + (int64_t)s * p.h_q + h;
-          uint32_t* tile = reinterpret_cast<uint32_t*>(partial_tile(p, seg, blockIdx.x));
+          float* tile = partial_tile(p, seg, blockIdx.x);
 #pragma unroll
           for (int n = 0; n < 32; ++n)
-            tile[partial_word(lr, col0 + n * 8)] = ptx::pack2<T>(o_acc[n][2 * i] * inv, o_acc[n][2 * i + 1] * inv);
+            *reinterpret_cast<float2*>(tile + partial_offset(lr, col0 + n * 8)) =
+                make_float2(o_acc[n][2 * i] * inv, o_acc[n][2 * i + 1] * inv);
           if (half == 0 && lane % 4 == 0) p.lse_accum[grow] = lse;
         }
       }

@@ -28,7 +28,7 @@
 // (blockIdx.x = 2 tile + half: the halves of a tile start together), as a
 // cluster that fetches each block once. Both compute the
 // whole S and softmax; each warpgroup's PV is 64 x 128, and each CTA stores
-// half of the partial (the epilogue is bound by the SM's ~26 B/cycle of
+// half of the fp32 partial (the epilogue is bound by the SM's ~26 B/cycle of
 // egress and the chip's total write rate: bench/NOTES.md, 2026-12-03). The chunk group that holds the half's
 // V columns is read by both warpgroups' PV, so its release waits on a
 // handshake (kBarHalfA / kBarHalfB) from the warpgroup that reads it first.
@@ -813,10 +813,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
       if (how == kOutPartial || how == kOutPairSecond) {
         if constexpr (kHalves)
-          store_partial<T, kGroupsO>(partial_tile(p, seg, tile), o, inv, half * 128 + wtid, rows_in_tile,
+          store_partial<kGroupsO>(partial_tile(p, seg, tile), o, inv, half * 128 + wtid, rows_in_tile,
                                   wg * kGroupsO);
         else
-          store_partial<T>(partial_tile(p, seg, tile), o, inv, tid, rows_in_tile);
+          store_partial(partial_tile(p, seg, tile), o, inv, tid, rows_in_tile);
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
           const int row = row_tile * kTileM + lr[k];
@@ -881,21 +881,20 @@ __global__ void __launch_bounds__(kThreads, 1)
           // Warps whose rows are all padding (never stored) read warp 0's
           // rows instead, weighed 0: no branch around o (C7520 again).
           const int t = ((tid % 128) / 32) * 16 < rows_in_tile ? tid : (tid / 128) * 128 + lane;
-          const uint2* src = partial_tile(p, other, tile) + t;
+          const float4* src = reinterpret_cast<const float4*>(partial_tile(p, other, tile)) + t;
           constexpr int kBatch = 8;  // loads in flight a thread (batches of 4 spilled: ptxas's choice)
 #pragma unroll
           for (int q0 = 0; q0 < kGroupsO; q0 += kBatch) {  // kHalves never merges here
-            uint2 v[kBatch];
+            float4 v[kBatch];
 #pragma unroll
             for (int q = 0; q < kBatch; ++q) v[q] = __ldcg(src + (q0 + q) * 256);
 #pragma unroll
             for (int q = 0; q < kBatch; ++q) {
-              const float4 x = unpack_quad<T>(v[q]);
               float* oq = o + 4 * (q0 + q);
-              oq[0] += x.x * w_other[0];
-              oq[1] += x.y * w_other[0];
-              oq[2] += x.z * w_other[1];
-              oq[3] += x.w * w_other[1];
+              oq[0] += v[q].x * w_other[0];
+              oq[1] += v[q].y * w_other[0];
+              oq[2] += v[q].z * w_other[1];
+              oq[3] += v[q].w * w_other[1];
             }
             asm volatile("" ::: "memory");  // kBatch loads at a time: all 32 at once would spill
           }
@@ -929,7 +928,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     // The segments were noted in shared memory as they started: no global
     // round trip (or register kept through the loop) to find them again.
     // Both arrivals wait for the part's end: a fence after a segment's
-    // partial would stall the CTA until its 64 KB of stores are acknowledged
+    // partial would stall the CTA until its 128 KB of stores are acknowledged
     // (the combine path lets them drain under the next segment's work).
     float* scratch = reinterpret_cast<float*>(sQ);
     __syncthreads();

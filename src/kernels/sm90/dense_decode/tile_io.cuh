@@ -1,5 +1,5 @@
 // Shared-memory tile geometry and the global <-> tile copies that both wgmma
-// dense decode kernels use: Q tile in, output rows (or partials) out.
+// dense decode kernels use: Q tile in, output rows (or fp32 partials) out.
 #ifndef OPENMLA_KERNELS_SM90_DENSE_DECODE_TILE_IO_CUH_
 #define OPENMLA_KERNELS_SM90_DENSE_DECODE_TILE_IO_CUH_
 
@@ -71,18 +71,18 @@ __device__ __forceinline__ void store_out_row(const DenseDecodeParams& p, const 
 }
 
 // This thread's share of a wgmma output tile (both rows, 256 columns) as
-// partials of dtype T, row k scaled by inv[k] (partials.cuh: t = threadIdx.x).
+// fp32 partials, row k scaled by inv[k] (partials.cuh: t = threadIdx.x).
 // Warps whose 16 rows are all past the tile's last row store nothing.
 // kGroups < 32: the thread holds column groups q0.. of thread t's share (a
 // column half's CTA stores only its half, at the full tile's places).
-template <typename T, int kGroups = 32>
-__device__ __forceinline__ void store_partial(uint2* tile, const float* o, const float* inv, int t,
+template <int kGroups = 32>
+__device__ __forceinline__ void store_partial(float* tile, const float* o, const float* inv, int t,
                                               int rows_in_tile, int q0 = 0) {
   if (((t % 128) / 32) * 16 >= rows_in_tile) return;
-  uint2* dst = tile + t + q0 * 256;
+  float4* dst = reinterpret_cast<float4*>(tile) + t + q0 * 256;
 #pragma unroll
   for (int q = 0; q < kGroups; ++q)
-    dst[q * 256] = pack_quad<T>(o[4 * q] * inv[0], o[4 * q + 1] * inv[0], o[4 * q + 2] * inv[1], o[4 * q + 3] * inv[1]);
+    dst[q * 256] = make_float4(o[4 * q] * inv[0], o[4 * q + 1] * inv[0], o[4 * q + 2] * inv[1], o[4 * q + 3] * inv[1]);
 }
 
 }  // namespace openmla::kernels::tile_io

@@ -209,7 +209,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         float inv[2];
 #pragma unroll
         for (int k = 0; k < 2; ++k) inv[k] = m[k] == -INFINITY ? 0.f : 1.f / l[k];
-        if (!direct) store_partial<T>(partial_tile(p, seg, blockIdx.x), o, inv, tid, p.rows - row_tile * kTileM);
+        if (!direct) store_partial(partial_tile(p, seg, blockIdx.x), o, inv, tid, p.rows - row_tile * kTileM);
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
           const int row = row_tile * kTileM + lr[k];
@@ -376,7 +376,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       float inv[2];
 #pragma unroll
       for (int k = 0; k < 2; ++k) inv[k] = m_run[k] == -INFINITY ? 0.f : 1.f / l_tot[k];
-      if (!direct) store_partial<T>(partial_tile(p, seg, blockIdx.x), o, inv, tid, p.rows - row_tile * kTileM);
+      if (!direct) store_partial(partial_tile(p, seg, blockIdx.x), o, inv, tid, p.rows - row_tile * kTileM);
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
         const int row = row_tile * kTileM + lr[k];
