@@ -111,12 +111,17 @@ OPENMLA_HD inline int num_plan_parts(int num_sms, int s_q, int h_q, int h_kv) {
 // Workspace layout: [plan | o_accum f32 | lse_accum f32], 256-byte aligned;
 // o_accum holds [max_segments][h_kv * row tiles][64 x 512], lse_accum
 // [max_segments][s_q * h_q]. The plan region is [header | parts | requests |
-// combine list (16-byte aligned, batch entries) | merge counters]: one int32
-// counter per (request, tile), zero whenever no decode runs (the planners
-// write zeros; a decode that merges in-kernel returns them to zero).
+// combine list (16-byte aligned, batch entries) | merge counters | steal
+// state]: one int32 counter per (request, tile), then per (part, tile) a
+// steal word and a "stolen range stored" flag; all zero whenever no decode
+// runs (the planners write zeros; a decode returns what it changed to zero).
+// Segments [batch + num_parts, max_segments) hold the stolen ranges'
+// partials, one slot a part (kernels/sm90/dense_decode/steal.cuh). The last
+// 256 bytes are statistics the decode only increments (int32 steals, protocol
+// faults) and the library never reads: tests zero and read them.
 struct WorkspaceLayout {
-  size_t part_offset, request_offset, combine_offset, counter_offset, plan_bytes;
-  size_t o_accum_offset, lse_accum_offset, total_bytes;
+  size_t part_offset, request_offset, combine_offset, counter_offset, steal_offset, plan_bytes;
+  size_t o_accum_offset, lse_accum_offset, stats_offset, total_bytes;
   int num_parts, max_segments;
 };
 
@@ -129,9 +134,14 @@ OPENMLA_HD inline size_t plan_counter_offset(int batch, int num_parts) {
   return plan_combine_offset(batch, num_parts) + sizeof(CombineEntry) * (size_t)batch;
 }
 
+OPENMLA_HD inline size_t plan_steal_offset(int batch, int num_parts, int s_q, int h_q, int h_kv) {
+  const size_t tiles = (size_t)num_row_tiles(s_q, h_q, h_kv) * h_kv;
+  return plan_counter_offset(batch, num_parts) + 4 * tiles * (size_t)batch;
+}
+
 OPENMLA_HD inline size_t plan_region_bytes(int batch, int num_parts, int s_q, int h_q, int h_kv) {
   const size_t tiles = (size_t)num_row_tiles(s_q, h_q, h_kv) * h_kv;
-  return align_up(plan_counter_offset(batch, num_parts) + 4 * tiles * (size_t)batch, 256);
+  return align_up(plan_steal_offset(batch, num_parts, s_q, h_q, h_kv) + 8 * tiles * (size_t)num_parts, 256);
 }
 
 // Fewest blocks worth a part of their own: with one row tile per kv head a
@@ -149,11 +159,13 @@ OPENMLA_HD inline WorkspaceLayout workspace_layout(int batch, int s_q, int h_q, 
                                                    int num_sms) {
   WorkspaceLayout w;
   w.num_parts = num_plan_parts(num_sms, s_q, h_q, h_kv);
-  w.max_segments = batch + w.num_parts;  // pieces <= nonempty requests + parts - 1
+  // pieces <= nonempty requests + parts - 1, then one stolen range a part
+  w.max_segments = batch + 2 * w.num_parts;
   w.part_offset = sizeof(PlanHeader);
   w.request_offset = w.part_offset + sizeof(PartMeta) * (size_t)w.num_parts;
   w.combine_offset = plan_combine_offset(batch, w.num_parts);
   w.counter_offset = plan_counter_offset(batch, w.num_parts);
+  w.steal_offset = plan_steal_offset(batch, w.num_parts, s_q, h_q, h_kv);
   w.plan_bytes = plan_region_bytes(batch, w.num_parts, s_q, h_q, h_kv);
   size_t rows = (size_t)s_q * h_q;
   // Partials are stored per 64-row tile (src/kernels/common/partials.cuh).
@@ -161,7 +173,8 @@ OPENMLA_HD inline WorkspaceLayout workspace_layout(int batch, int s_q, int h_q, 
   w.o_accum_offset = w.plan_bytes;
   w.lse_accum_offset =
       w.o_accum_offset + align_up((size_t)w.max_segments * tile_rows * kHeadDimV * 4, 256);
-  w.total_bytes = w.lse_accum_offset + align_up((size_t)w.max_segments * rows * 4, 256);
+  w.stats_offset = w.lse_accum_offset + align_up((size_t)w.max_segments * rows * 4, 256);
+  w.total_bytes = w.stats_offset + 256;
   return w;
 }
 

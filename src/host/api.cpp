@@ -108,6 +108,21 @@ int split_columns_mode() { return env_choice("OPENMLA_SPLIT_COLUMNS", {"0", "1",
 // dependent of the decode kernel (default 1; 0 for A/B runs). Read on every call.
 int pdl_mode() { return env_choice("OPENMLA_PDL", {"0", "1"}, 1); }
 
+// OPENMLA_STEAL=0|1: whether a seesaw CTA of the plain grid whose part is
+// done takes blocks from the end of a part still running (default 1; 0 for
+// A/B runs). Read on every call.
+int steal_mode() { return env_choice("OPENMLA_STEAL", {"0", "1"}, 1); }
+
+// OPENMLA_STEAL_DELAY_NS=n (tests only): odd parts start n ns late, so that
+// the even ones run out first and steal. Read on every call; -1: malformed.
+int steal_delay_ns() {
+  const char* e = std::getenv("OPENMLA_STEAL_DELAY_NS");
+  if (e == nullptr) return 0;
+  char* end = nullptr;
+  const long v = std::strtol(e, &end, 10);
+  return (end != e && *end == '\0' && v >= 0 && v <= 100000000) ? (int)v : -1;
+}
+
 }  // namespace
 
 extern "C" {
@@ -224,6 +239,12 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
     return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_SPLIT_COLUMNS: must be '0', '1' or 'force' when set");
   const int pdl = pdl_mode();
   if (pdl < 0) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_PDL: must be '0' or '1' when set");
+  const int steal = steal_mode();
+  if (steal < 0) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_STEAL: must be '0' or '1' when set");
+  const int steal_delay = steal_delay_ns();
+  if (steal_delay < 0)
+    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT,
+                      "OPENMLA_STEAL_DELAY_NS: must be an integer in [0, 100000000] when set");
   kernels::DenseDecodeParams p{};
   p.batch = (int)a.q.shape[0];
   p.s_q = (int)a.q.shape[1];
@@ -269,6 +290,16 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   p.num_sms = a.num_sms;
   p.max_blocks_per_seq = (int)a.block_table.shape[1];
   p.pdl = pdl;
+  {
+    char* base = static_cast<char*>(workspace) + w.steal_offset;
+    const size_t words = (size_t)p.num_row_tiles * p.h_kv * p.num_parts;
+    p.steal_words = reinterpret_cast<uint32_t*>(base);
+    p.steal_done = reinterpret_cast<int32_t*>(base + 4 * words);
+    p.steal_stats = reinterpret_cast<int32_t*>(static_cast<char*>(workspace) + w.stats_offset);
+  }
+  p.steal = steal;  // the launch clears it where it does not apply
+  p.steal_slot0 = p.batch + p.num_parts;
+  p.steal_delay_ns = steal_delay;
 
   cudaError_t err;
   if (a.q.dtype == OPENMLA_DTYPE_BF16) {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/split_plan.h"
 #include "gpu_fixture.h"
 
 namespace openmla_test {
@@ -415,6 +416,97 @@ class SplitColumnsOtherKernel : public EnvTest {
 TEST_F(SplitColumnsOtherKernel, ForcedIsRefused) {
   const DecodeCase c = named(make_case(OPENMLA_DTYPE_BF16, 64, 1, 1, 300, false, 2, 9199), "sc_other_kernel");
   EXPECT_THROW(run_case(c), std::runtime_error) << std::getenv("OPENMLA_DENSE_KERNEL");
+}
+
+// Tail stealing (OPENMLA_STEAL, on by default where the seesaw kernel runs
+// its plain grid). OPENMLA_STEAL_DELAY_NS starts the odd parts late, so that
+// the even ones run out first and take blocks from the odd ones' ends: one
+// row tile and two (multicast off), several kv heads, causal rows, peaked
+// softmax, parts of many short requests (B's lookup skips single-block
+// pairs), both dtypes. Each case must match the reference, steal, and report
+// no protocol fault (a steal the owner's walk did not see).
+class Steal : public EnvTest {
+ protected:
+  void SetUp() override {
+    GpuTest::SetUp();
+    if (IsSkipped()) return;
+    if (other_kernel_chosen()) GTEST_SKIP() << "OPENMLA_DENSE_KERNEL chose a kernel without stealing";
+    set_env("OPENMLA_STEAL", "1");
+    set_env("OPENMLA_MULTICAST", "0");
+    set_env("OPENMLA_SPLIT_COLUMNS", "0");
+    set_env("OPENMLA_STEAL_DELAY_NS", "300000");
+  }
+  // Runs one case on a workspace whose statistics start at zero; returns
+  // {steals, faults}.
+  static std::pair<int, int> run_counting(const DecodeCase& c, CheckResult* res) {
+    const HostProblem hp = make_problem(c);
+    Stream stream;
+    DeviceProblem dp = make_device_problem(hp);
+    const openmla_decode_shape shape = decode_shape(hp);
+    size_t ws_bytes = 0;
+    OMLA_CHECK(openmla_plan_workspace_size(&shape, &ws_bytes));
+    DeviceBuffer ws(ws_bytes);
+    ws.fill_byte(0xFF);
+    const openmla::WorkspaceLayout w =
+        openmla::workspace_layout(hp.batch, c.s_q, c.h_q, c.h_kv, shape.num_sms);
+    EXPECT_EQ(w.total_bytes, ws_bytes);
+    OMLA_CUDA_CHECK(cudaMemset(static_cast<char*>(ws.get()) + w.stats_offset, 0, 8));
+    const DeviceResult dr = plan_and_decode(hp, dp, stream.get(), &ws);
+    int32_t stats[2] = {0, 0};
+    OMLA_CUDA_CHECK(cudaMemcpy(stats, static_cast<char*>(ws.get()) + w.stats_offset, 8, cudaMemcpyDeviceToHost));
+    *res = check_outputs(hp, dr, run_reference(hp));
+    std::printf("[ case     ] %s steals=%d faults=%d\n", res->summary_line(c.name).c_str(), stats[0], stats[1]);
+    return {stats[0], stats[1]};
+  }
+};
+
+TEST_F(Steal, StolenRangesMatchReference) {
+  std::vector<DecodeCase> cases;
+  uint64_t id = 9300;
+  for (openmla_dtype dt : kDtypes) {
+    DecodeCase c = make_case(dt, 16, 1, 1, 2048, false, 32, ++id);
+    c.num_sms = 8;
+    cases.push_back(named(c, "st_hq16_sk2048_b32_sms8"));
+    c = make_case(dt, 16, 1, 2, 1024, true, 16, ++id);
+    c.num_sms = 6;
+    c.softmax_scale = 4.0f;
+    cases.push_back(named(c, "st_hq16_sq2_causal_peaked_sms6"));
+    c = make_case(dt, 64, 1, 1, 1500, false, 24, ++id);
+    c.num_sms = 10;
+    cases.push_back(named(c, "st_hq64_sk1500_b24_sms10"));
+    c = make_case(dt, 128, 1, 1, 1024, false, 8, ++id);
+    c.num_sms = 12;
+    cases.push_back(named(c, "st_hq128_two_row_tiles_sms12"));
+    c = make_case(dt, 64, 2, 2, 3000, false, 6, ++id);
+    c.num_sms = 8;
+    cases.push_back(named(c, "st_hq64_hkv2_sq2_sms8"));
+    // Many short requests: parts of many segments ending in odd blocks.
+    c = make_case(dt, 16, 1, 1, 100, false, 96, ++id);
+    for (size_t r = 0; r < c.seqlens.size(); ++r) c.seqlens[r] = 1 + (int32_t)((r * 37) % 200);
+    c.seqlens.back() = 64 * 40;  // the last part (odd: delayed) ends in a long segment to steal from
+    c.num_sms = 4;
+    cases.push_back(named(c, "st_hq16_short_requests_sms4"));
+  }
+  for (const DecodeCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    CheckResult r;
+    const auto [steals, faults] = run_counting(c, &r);
+    EXPECT_TRUE(r.pass) << r.detail;
+    EXPECT_GT(steals, 0) << "no range was stolen: the test proves nothing";
+    EXPECT_EQ(faults, 0);
+  }
+}
+
+// OPENMLA_STEAL=0 runs the plain kernel: nothing is stolen.
+TEST_F(Steal, OffStealsNothing) {
+  set_env("OPENMLA_STEAL", "0");
+  DecodeCase c = make_case(OPENMLA_DTYPE_BF16, 16, 1, 1, 2048, false, 32, 9390);
+  c.num_sms = 8;
+  CheckResult r;
+  const auto [steals, faults] = run_counting(named(c, "st_off"), &r);
+  EXPECT_TRUE(r.pass) << r.detail;
+  EXPECT_EQ(steals, 0);
+  EXPECT_EQ(faults, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Sweep, DenseDecode, ::testing::ValuesIn(sweep_cases()), case_name);

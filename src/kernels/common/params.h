@@ -27,6 +27,13 @@ struct DenseDecodeParams {
   float* o_accum;    // [max_segments, h_kv * num_row_tiles, 64 x 512] (kernels/common/partials.cuh)
   float* lse_accum;  // [max_segments, s_q * h_q]
   int32_t* merge_counters;  // [batch, h_kv * num_row_tiles], in the plan region
+  // Tail stealing (kernels/sm90/dense_decode/steal.cuh), in the plan region:
+  // [num_parts][tiles] words, then as many "stolen range stored" flags; after
+  // the workspace's lse_accum, two statistics (steals, protocol faults) that
+  // only tests read (split_plan.h).
+  uint32_t* steal_words;
+  int32_t* steal_done;
+  int32_t* steal_stats;
 
   int batch, s_q, h_q, h_kv;
   int group;          // h_q / h_kv
@@ -59,6 +66,13 @@ struct DenseDecodeParams {
   // kernel (its launch and plan reads overlap the decode's tail; it waits on
   // the decode grid before reading partials). OPENMLA_PDL=0 turns it off.
   int pdl;
+  // A CTA whose part is done takes blocks from the end of a part still
+  // running (seesaw kernel, plain grid; the launch clears it elsewhere).
+  // steal_slot0: the segment slot of part 0's stolen range. steal_delay_ns
+  // (tests only): odd parts start that much later, so that steals happen.
+  int steal;
+  int steal_slot0;
+  int steal_delay_ns;
 };
 
 // Which dense decode kernel runs: the seesaw wgmma + TMA one, the first wgmma

@@ -7,7 +7,7 @@ template <>
 cudaError_t launch_dense_decode<Dtype::kBf16>(DenseDecodeParams& p, cudaStream_t stream) {
   if (p.variant == kDenseMmaSync) {
     if (p.multicast == 2 || p.split_columns == 2) return cudaErrorNotSupported;  // forced, but this kernel has none
-    p.fused_merge = p.pair_merge = p.multicast = p.split_columns = 0;
+    p.fused_merge = p.pair_merge = p.multicast = p.split_columns = p.steal = 0;
     return dense_decode::launch<__nv_bfloat16>(p, stream);
   }
   return dense_decode_wgmma::launch<__nv_bfloat16>(p, p.k_num_blocks, stream);

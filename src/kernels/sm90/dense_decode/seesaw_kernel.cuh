@@ -47,6 +47,7 @@
 #include "kernels/common/part_cursor.cuh"
 #include "kernels/common/ptx.cuh"
 #include "kernels/common/wgmma.cuh"
+#include "kernels/sm90/dense_decode/steal.cuh"
 #include "kernels/sm90/dense_decode/tile_io.cuh"
 
 namespace openmla::kernels::dense_decode_seesaw {
@@ -71,7 +72,8 @@ constexpr int kOffSeg = (kOffQBar + 8 + 15) / 16 * 16;
 constexpr int kOffFill = kOffSeg + 2 * 16;
 constexpr int kOffScale = kOffFill + 16;  // scale_log2, read back to order WG0's m0 arrive
 constexpr int kOffPair = kOffScale + 16;  // pair merge: thread 0's counter result for all
-constexpr int kSmemUsed = kOffPair + 16;
+constexpr int kOffSteal = kOffPair + 16;  // tail stealing: steal::Shared
+constexpr int kSmemUsed = kOffSteal + (int)sizeof(steal::Shared);
 constexpr int kSmemBytes = kSmemUsed + 1024;  // slack to align the base to 1024
 static_assert(kSmemBytes <= 232448, "over the sm_90 shared memory limit");
 // One CTA an SM (the fused merge's residency check counts on it).
@@ -260,7 +262,66 @@ struct NextBlocks {
     while (nx.left > 0 && !nx.has_b()) nx.next(pm, p.seqlens);
     b = nx.left > 0 ? p.block_table[(int64_t)nx.c.r * p.block_table_stride + nx.c.blk + 1] : -1;
   }
+  // The same, returning how many single-block pairs B's lookup skipped: b's
+  // position is nx's + that + 1 (tail stealing claims up to it).
+  __device__ __forceinline__ int find_counted(const DenseDecodeParams& p, const PartMeta& pm, PairWalk nx) {
+    a = nx.left > 0 ? p.block_table[(int64_t)nx.c.r * p.block_table_stride + nx.c.blk] : -1;
+    int skipped = 0;
+    for (; nx.left > 0 && !nx.has_b(); ++skipped) nx.next(pm, p.seqlens);
+    b = nx.left > 0 ? p.block_table[(int64_t)nx.c.r * p.block_table_stride + nx.c.blk + 1] : -1;
+    return skipped;
+  }
 };
+
+// Tail stealing, thread 0 at a pair's top (`nx`: the next pair): reads the
+// part's word (it shows every claim made so far, and any steal), applies a
+// steal to the walk, finds the next pair's blocks on the walk as it will be,
+// claims past them (fire and forget: nothing held across the pair), and
+// leaves both for the others (the blocks for WG1's issuer, the blocks taken
+// off for everyone at the pair's end).
+__device__ __forceinline__ void steal_pair_top(const DenseDecodeParams& p, const PartMeta& pm, PairWalk nx,
+                                               NextBlocks& next, volatile steal::Shared* st, int par, int tile) {
+  const bool claiming = st->claiming != 0;
+  uint32_t* const w_ptr = steal::word(p, blockIdx.y, tile);
+  // In flight together with the table lookups of the walk as it stands.
+  const uint32_t w = claiming ? steal::ld_relaxed_gpu(w_ptr) : 0u;
+  int skipped = next.find_counted(p, pm, nx);
+  int k = 0;
+  if (claiming) {
+    int end = st->end;
+    const auto take = [&](int e) {  // a steal ended the walk at e
+      const int kk = end - e;
+      end = e;
+      st->end = e;
+      st->stolen = st->stolen + kk;
+      k += kk;
+      nx.left -= kk;
+      skipped = next.find_counted(p, pm, nx);
+    };
+    if (steal::word_end(w) < end) take(steal::word_end(w));
+    // Positions below this are ours: a CAS the load did not see lands later
+    // and leaves them (it takes from max(claimed, ...) on).
+    const int conf = steal::word_claimed(w);
+    const int pos = end - nx.left;
+    int la = next.b >= 0 ? pos + skipped + 1 : next.a >= 0 ? pos : -1;
+    const int target = min(max(la + 1, pos + 2) + steal::kClaimMargin, pm.num_blocks);
+    const int claimed = st->claimed;
+    if (target > claimed) {
+      st->claimed = target;
+      if (la >= min(conf, end)) {
+        // The look-ahead outran the claims (a run of single-block pairs):
+        // claim and wait for the answer before any copy goes out.
+        const uint32_t res = atomicAdd(w_ptr, (uint32_t)(target - claimed));
+        if (steal::word_end(res) < end) take(steal::word_end(res));
+      } else {
+        atomicAdd(w_ptr, (uint32_t)(target - claimed));  // the result unused: a RED
+      }
+    }
+  }
+  st->k[par] = k;
+  st->next[par][0] = next.a;
+  st->next[par][1] = next.b;
+}
 
 // k-steps [kBegin, kEnd) of S = Q K^T (64x64, k=576); descriptors advance by
 // the byte offset >> 4 (the address field), so each step is one add.
@@ -368,16 +429,78 @@ __device__ __forceinline__ void scale_rows(float* o, const float* f) {
   }
 }
 
+// o += w_other x segment `other`'s stored partial (this thread's rows).
+template <int kGroupsO>
+__device__ __forceinline__ void add_stored_partial(float* o, const DenseDecodeParams& p, int other, int tile, int tid,
+                                                   int lane, int rows_in_tile, const float* w_other) {
+  // Warps whose rows are all padding (never stored) read warp 0's rows
+  // instead, weighed 0: no branch around o (C7520 again).
+  const int t = ((tid % 128) / 32) * 16 < rows_in_tile ? tid : (tid / 128) * 128 + lane;
+  const float4* src = reinterpret_cast<const float4*>(partial_tile(p, other, tile)) + t;
+  constexpr int kBatch = 8;  // loads in flight a thread (batches of 4 spilled: ptxas's choice)
+#pragma unroll
+  for (int q0 = 0; q0 < kGroupsO; q0 += kBatch) {
+    float4 v[kBatch];
+#pragma unroll
+    for (int q = 0; q < kBatch; ++q) v[q] = __ldcg(src + (q0 + q) * 256);
+#pragma unroll
+    for (int q = 0; q < kBatch; ++q) {
+      float* oq = o + 4 * (q0 + q);
+      oq[0] += v[q].x * w_other[0];
+      oq[1] += v[q].y * w_other[0];
+      oq[2] += v[q].z * w_other[1];
+      oq[3] += v[q].w * w_other[1];
+    }
+    asm volatile("" ::: "memory");  // kBatch loads at a time: all 32 at once would spill
+  }
+}
+
+// Tail stealing: the owner's last segment (o, scaled by inv, its LSE lse2)
+// merged with the stolen range's stored partial (segment `other`); inv
+// becomes 1 (0: no token) and lse2 the merged LSE, so that whatever the
+// segment writes next (output, partial, pair merge) takes the merged state.
+template <int kGroupsO>
+__device__ __forceinline__ void merge_stolen(const DenseDecodeParams& p, float* o, float* inv, float* lse2, int other,
+                                             int tile, int row_tile, int kv_head, const int* lr, int tid, int lane,
+                                             int rows_in_tile) {
+  float w_self[2], w_other[2];
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {
+    const int row = row_tile * kTileM + lr[k];
+    const float lo = row < p.rows ? __ldcg(p.lse_accum + (int64_t)other * p.s_q * p.h_q + lse_row_offset(p, kv_head, row)) *
+                                        1.4426950408889634f
+                                  : -INFINITY;
+    const float mx = fmaxf(lse2[k], lo);
+    const float a = mx == -INFINITY ? 0.f : exp2f(lse2[k] - mx);
+    const float b = mx == -INFINITY ? 0.f : exp2f(lo - mx);
+    const float sum = a + b;
+    w_self[k] = mx == -INFINITY ? 0.f : a / sum * inv[k];
+    w_other[k] = mx == -INFINITY ? 0.f : b / sum;
+    lse2[k] = mx == -INFINITY ? -INFINITY : mx + log2f(sum);
+    inv[k] = mx == -INFINITY ? 0.f : 1.f;
+  }
+#pragma unroll
+  for (int j = 0; j < kGroupsO; ++j) {
+    o[j * 4 + 0] *= w_self[0];
+    o[j * 4 + 1] *= w_self[0];
+    o[j * 4 + 2] *= w_self[1];
+    o[j * 4 + 3] *= w_self[1];
+  }
+  add_stored_partial<kGroupsO>(o, p, other, tile, tid, lane, rows_in_tile, w_other);
+}
+
 // kFusedMerge: the in-kernel merge (OPENMLA_MERGE=kernel, plain grid only)
 // has an instantiation of its own, so that its epilogue's registers do not
 // crowd the default kernel's pair loop (with it compiled in, small changes to
-// the loop spilled: bench/NOTES.md, 2026-12-03).
-template <typename T, bool kMulticast, bool kHalves, bool kFusedMerge = false>
+// the loop spilled: bench/NOTES.md, 2026-12-03). kSteal: tail stealing
+// (steal.cuh), likewise an instantiation of its own, plain grid only.
+template <typename T, bool kMulticast, bool kHalves, bool kFusedMerge = false, bool kSteal = false>
 __global__ void __launch_bounds__(kThreads, 1)
     dense_decode_seesaw_kernel(const __grid_constant__ CUtensorMap map4, const __grid_constant__ CUtensorMap map1,
                                const __grid_constant__ CUtensorMap mapq, const DenseDecodeParams p, int evict_first,
                                int q_tma) {
   static_assert(!kFusedMerge || (!kMulticast && !kHalves), "the in-kernel merge is written for the plain grid");
+  static_assert(!kSteal || (!kMulticast && !kHalves && !kFusedMerge), "stealing is written for the plain grid");
   TRACE_AT(0, 15);
   TRACE_CTA(0, trace_globaltimer());
   TRACE_CTA(3, -1);
@@ -399,6 +522,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   int* s_fill = reinterpret_cast<int*>(smem + kOffFill);
   float* s_scale = reinterpret_cast<float*>(smem + kOffScale);
   volatile int* s_pair = reinterpret_cast<int*>(smem + kOffPair);
+  volatile steal::Shared* st = reinterpret_cast<steal::Shared*>(smem + kOffSteal);
 
   // kv head * row tiles + row tile; column halves: two CTAs a tile.
   const int tile = kHalves ? (int)blockIdx.x / 2 : (int)blockIdx.x;
@@ -411,7 +535,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   TRACE_CTA(3, view.pm.num_blocks);
   TRACE_CTA(4, view.pm.num_segs);
   const RequestMeta* reqs = view.reqs;
-  const PartMeta pm = view.pm;
+  PartMeta pm = view.pm;  // under kSteal, a stolen range's once this CTA steals
   const int row_tile = view.row_tile, kv_head = view.kv_head, n_items = pm.num_blocks;
 
   const int tid = threadIdx.x;
@@ -475,7 +599,11 @@ __global__ void __launch_bounds__(kThreads, 1)
       TRACE_AT(63, 1);  // table entry a in, its copies issued
     }
     TRACE_DEP(63, 5, pw.c.len);  // the first request's length in
-    first.find(p, pm, pw);
+    int first_skipped = 0;  // kSteal: B's lookup skipped that many single-block pairs
+    if constexpr (kSteal)
+      first_skipped = first.find_counted(p, pm, pw);
+    else
+      first.find(p, pm, pw);
     if constexpr (kMulticast) {
       // Both CTAs armed before either copies into the other.
       for (int g = kGA0; g <= kGA2; ++g) loader.arm(g);
@@ -485,6 +613,26 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int g = kGB0; g <= kGB1; ++g) loader.refill(sB, g, first.b, 0, true);
     }
     TRACE_AT(63, 2);  // length and table entry b in
+    if constexpr (kSteal) {
+      st->stolen = 0;
+      st->q_waits = 0;
+      st->claiming = 0;
+      if (p.steal && n_items <= steal::kMaxBlocks) {
+        // Live, with the first pairs claimed (the claims a pair top makes
+        // from here on reach two pairs further).
+        const int la = first.b >= 0 ? first_skipped + 1 : 0;
+        const int c0 = min(max(la + 1, 4) + steal::kClaimMargin, n_items);
+        atomicExch(steal::word(p, blockIdx.y, tile), steal::make_word(n_items, c0));
+        st->claiming = 1;
+        st->end = n_items;
+        st->claimed = c0;
+        if (p.steal_delay_ns > 0 && (blockIdx.y & 1)) {  // tests: this part lags
+          const long long t0 = ptx::globaltimer();
+          while (ptx::globaltimer() - t0 < p.steal_delay_ns) {
+          }
+        }
+      }
+    }
     if (kFusedMerge && p.fused_merge) {  // its latency hides under the first copies'
       int fill = 0;
       for (int r = blockIdx.y; r < p.batch; r += p.num_parts) fill |= reqs[r].num_segs == 0;
@@ -527,6 +675,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   int seg = pm.seg_begin;
   uint32_t ia = 0, ib = 0;  // blocks consumed from A and B (mbarrier parity)
 
+  for (;;) {  // kSteal: the CTA's own part, then each range it steals
   while (pw.left > 0) {
     if (ia > 0) TRACE(15);  // loop top (pair 0: slot 15 holds the kernel entry)
     const Cursor c = pw.c;
@@ -536,13 +685,22 @@ __global__ void __launch_bounds__(kThreads, 1)
     const bool seg_end = nx.left <= 0 || nx.c.seg_start;
     const int len = c.len;
     NextBlocks next;
-    if (issuer) next.find(p, pm, nx);
+    if constexpr (kSteal) {
+      if (tid == 0) steal_pair_top(p, pm, nx, next, st, ia & 1, tile);
+    } else if (issuer) {
+      next.find(p, pm, nx);
+    }
+    // Under kSteal both issuers read the blocks where they refill (nothing
+    // held across the pair: that kernel has no registers to spare).
+    const auto next_a = [&] { return kSteal ? (issuer ? (int)st->next[ia & 1][0] : -1) : next.a; };
+    const auto next_b = [&] { return kSteal ? (issuer ? (int)st->next[ia & 1][1] : -1) : next.b; };
     TRACE(13);
 
     if (c.seg_start) {
       const RequestMeta rm = reqs[c.r];
       // Read now, used at the segment's end.
-      out_mode = rm.num_segs == 1                      ? kOutDirect
+      out_mode = kSteal && pm.seg_begin >= p.steal_slot0 ? kOutPartial  // a stolen range
+                 : rm.num_segs == 1                      ? kOutDirect
                  : kHalves || p.pair_merge == 0 || rm.num_segs != 2 ? kOutPartial
                  : seg == rm.seg_begin                  ? kOutPairFirst
                                                         : kOutPairSecond;
@@ -562,7 +720,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int sq_min = (row_tile * kTileM) / p.group;
       mask_from = p.causal ? min(len, len - p.s_q + sq_min + 1) : len;
       if (q_tma) {
-        ptx::mbar_wait(qbar, (seg - pm.seg_begin) & 1);  // one Q tile a segment
+        // One Q tile a segment (and, under kSteal, the walks before this one).
+        ptx::mbar_wait(qbar, (seg - pm.seg_begin + (kSteal ? (int)st->q_waits : 0)) & 1);
         TRACE(14);  // Q landed
       } else {
         ptx::cp_async_wait<0>();
@@ -628,7 +787,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       TRACE(6);
       // A's rope chunk has been free since S0 retired; issued here, off the
       // softmax's path.
-      loader.refill(sA, kGA0, next.a, ia & 1, issuer);
+      loader.refill(sA, kGA0, next_a(), ia & 1, issuer);
 
       // m1 and P1 from WG1; P0 rescaled to m1 for WG1's half of V_a.
       ptx::named_sync(kBarP1, kThreads);
@@ -661,7 +820,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::fence_regs<kO>(o);
       TRACE(9);
       if constexpr (kHalves) ptx::named_arrive(kBarHalfA, kThreads);  // WG1 may release A's shared group
-      loader.refill(sA, ga_wg0, next.a, ia & 1, issuer);
+      loader.refill(sA, ga_wg0, next_a(), ia & 1, issuer);
       scale_rows<kGroupsO>(o, scale1);
 #pragma unroll
       for (int k = 0; k < 2; ++k) l_run[k] *= scale1[k];
@@ -674,9 +833,9 @@ __global__ void __launch_bounds__(kThreads, 1)
         TRACE(10);
         if constexpr (kHalves) {
           ptx::named_sync(kBarHalfB, kThreads);  // WG1's P1 V_b retired too
-          if (half == 1) loader.refill(sB, kGB0, next.b, ib & 1, issuer);
+          if (half == 1) loader.refill(sB, kGB0, next_b(), ib & 1, issuer);
         }
-        loader.refill(sB, kGB1, next.b, ib & 1, issuer);
+        loader.refill(sB, kGB1, next_b(), ib & 1, issuer);
       }
     } else {
       // ---- WG1: S1 on block b, in the order B's groups come back ----
@@ -744,16 +903,16 @@ __global__ void __launch_bounds__(kThreads, 1)
         TRACE(8);
         if constexpr (kHalves) {
           ptx::named_arrive(kBarHalfB, kThreads);
-          if (half == 0) loader.refill(sB, kGB0, next.b, ib & 1, issuer);
+          if (half == 0) loader.refill(sB, kGB0, next_b(), ib & 1, issuer);
         } else {
-          loader.refill(sB, kGB0, next.b, ib & 1, issuer);
+          loader.refill(sB, kGB0, next_b(), ib & 1, issuer);
         }
       }
       wgmma::wait<0>();
       wgmma::fence_regs<kO>(o);
       TRACE(9);
       if constexpr (kHalves) ptx::named_sync(kBarHalfA, kThreads);  // WG0's P0 V_a retired too
-      loader.refill(sA, ga_wg1, next.a, ia & 1, issuer);
+      loader.refill(sA, ga_wg1, next_a(), ia & 1, issuer);
     }
 #pragma unroll
     for (int k = 0; k < 2; ++k) m_run[k] = m_new[k];
@@ -789,6 +948,31 @@ __global__ void __launch_bounds__(kThreads, 1)
         lse2[k] = m_run[k] == -INFINITY ? -INFINITY : m_run[k] + log2f(l_tot[k]);
       }
       const int rows_in_tile = p.rows - row_tile * kTileM;
+      if constexpr (kSteal) {
+        // The owner's walk ends: close its word, and merge the range stolen
+        // from its end (if any) before this segment writes anything.
+        const int own_end = __shfl_sync(0xffffffff, nx.left <= 0 ? (int)st->claiming : 0, 0);
+        if (own_end) {
+          const int stolen = __shfl_sync(0xffffffff, (int)st->stolen, 0);
+          ptx::named_sync(kBarAll, kThreads);  // everyone has read st before thread 0 changes it
+          if (tid == 0) {
+            const uint32_t w = atomicExch(steal::word(p, blockIdx.y, tile), 0u);
+            if (steal::word_end(w) != st->end) atomicAdd(p.steal_stats + 1, 1);  // a steal the walk missed
+            st->claiming = 0;
+            if (stolen > 0) {
+              int32_t* done = steal::done_flag(p, blockIdx.y, tile);
+              while (merge::ld_acquire_gpu(done) == 0) {
+              }
+              *done = 0;  // nobody else touches it this call
+            }
+          }
+          if (stolen > 0) {
+            ptx::named_sync(kBarAll, kThreads);  // the thief's partial is visible to all
+            merge_stolen<kGroupsO>(p, o, inv, lse2, p.steal_slot0 + (int)blockIdx.y, tile, row_tile, kv_head, lr, tid,
+                                   lane, rows_in_tile);
+          }
+        }
+      }
       // Pair merge: the segment that finishes second merges. The first
       // segment of a pair request ends its part, the second opens the next
       // one (computed first there), so mostly the first finds the second's
@@ -877,28 +1061,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           o[j * 4 + 2] *= w_self[1];
           o[j * 4 + 3] *= w_self[1];
         }
-        {
-          // Warps whose rows are all padding (never stored) read warp 0's
-          // rows instead, weighed 0: no branch around o (C7520 again).
-          const int t = ((tid % 128) / 32) * 16 < rows_in_tile ? tid : (tid / 128) * 128 + lane;
-          const float4* src = reinterpret_cast<const float4*>(partial_tile(p, other, tile)) + t;
-          constexpr int kBatch = 8;  // loads in flight a thread (batches of 4 spilled: ptxas's choice)
-#pragma unroll
-          for (int q0 = 0; q0 < kGroupsO; q0 += kBatch) {  // kHalves never merges here
-            float4 v[kBatch];
-#pragma unroll
-            for (int q = 0; q < kBatch; ++q) v[q] = __ldcg(src + (q0 + q) * 256);
-#pragma unroll
-            for (int q = 0; q < kBatch; ++q) {
-              float* oq = o + 4 * (q0 + q);
-              oq[0] += v[q].x * w_other[0];
-              oq[1] += v[q].y * w_other[0];
-              oq[2] += v[q].z * w_other[1];
-              oq[3] += v[q].w * w_other[1];
-            }
-            asm volatile("" ::: "memory");  // kBatch loads at a time: all 32 at once would spill
-          }
-        }
+        add_stored_partial<kGroupsO>(o, p, other, tile, tid, lane, rows_in_tile, w_other);  // kHalves never merges here
       }
       if (how == kOutDirect || how == kOutMerge) {
 #pragma unroll
@@ -916,7 +1079,57 @@ __global__ void __launch_bounds__(kThreads, 1)
       ++seg;  // o restarts from the next segment's zero scale factor
       TRACE_AT(ia - 1, 12);
     }
+    // Blocks stolen from the walk's end (shfl: the loop's condition must look uniform, C7520).
+    if constexpr (kSteal) {
+      nx.left -= __shfl_sync(0xffffffff, (int)st->k[(ia - 1) & 1], 0);
+    }
     pw = nx;
+  }
+  if constexpr (!kSteal) {
+    break;
+  } else {
+    // The walk is done (buffers idle, no copy in flight). A stolen range's
+    // partial is flagged for its owner; then look for another range.
+    __syncthreads();
+    if (tid == 0) {
+      if (pm.seg_begin >= p.steal_slot0) {
+        __threadfence();
+        atomicExch(steal::done_flag(p, pm.seg_begin - p.steal_slot0, tile), 1);
+      }
+      st->q_waits = st->q_waits + pm.num_segs;
+    }
+    if (tid < 32) {
+      const int3 v = steal::find_victim(p, tile, lane);
+      if (tid == 0) {
+        st->victim[0] = v.x;
+        st->victim[1] = v.y;
+        st->victim[2] = v.z;
+      }
+    }
+    __syncthreads();
+    // Uniform as ptxas sees it (shfl): the loop's wgmma follow (C7520 otherwise).
+    const int vq = __shfl_sync(0xffffffff, (int)st->victim[0], 0);
+    if (vq < 0) break;
+    const PartMeta* parts = reinterpret_cast<const PartMeta*>(static_cast<const PlanHeader*>(p.plan) + 1);
+    pm = steal::stolen_range(parts[vq], __shfl_sync(0xffffffff, (int)st->victim[1], 0),
+                             __shfl_sync(0xffffffff, (int)st->victim[2], 0), p.steal_slot0 + vq);
+    cursor_begin(pw.c, pm, p.seqlens);
+    pw.left = pm.num_blocks;
+    seg = pm.seg_begin;
+    if (!q_tma) {
+      load_q_tile<T, kThreads>(p, sQ, pw.c.r, row_tile, kv_head, tid);
+      ptx::cp_async_commit();
+    }
+    if (tid == 0) {
+      if (q_tma) issue_q_tma(&mapq, sQ, qbar, p, pw.c.r, row_tile, kv_head);
+      const int a = p.block_table[(int64_t)pw.c.r * p.block_table_stride + pw.c.blk];
+      for (int g = kGA0; g <= kGA2; ++g) loader.refill(sA, g, a, 0, true);
+      NextBlocks f;
+      f.find(p, pm, pw);
+      if (f.b >= 0)
+        for (int g = kGB0; g <= kGB1; ++g) loader.refill(sB, g, f.b, 0, true);
+    }
+  }
   }
   TRACE_CTA(2, trace_globaltimer());
   // The peer may still arrive on this CTA's empty barriers.

@@ -170,8 +170,9 @@ bool multicast_fits(const DenseDecodeParams& p, int64_t working_ctas, int smem, 
 template <typename T>
 using SeesawFn = decltype(&dense_decode_seesaw::dense_decode_seesaw_kernel<T, false, false>);
 template <typename T>
-SeesawFn<T> seesaw_fn(bool multicast, bool halves) {
+SeesawFn<T> seesaw_fn(bool multicast, bool halves, bool steal = false) {
   using namespace dense_decode_seesaw;
+  if (steal && !multicast && !halves) return dense_decode_seesaw_kernel<T, false, false, false, true>;
   if (multicast) return halves ? dense_decode_seesaw_kernel<T, true, true> : dense_decode_seesaw_kernel<T, true, false>;
   return halves ? dense_decode_seesaw_kernel<T, false, true> : dense_decode_seesaw_kernel<T, false, false>;
 }
@@ -180,7 +181,7 @@ template <typename T>
 cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream) {
   const bool seesaw = p.variant == kDenseSeesaw;
   if (!seesaw && (p.multicast == 2 || p.split_columns == 2)) return cudaErrorNotSupported;
-  if (!seesaw) p.fused_merge = p.pair_merge = p.multicast = p.split_columns = 0;
+  if (!seesaw) p.fused_merge = p.pair_merge = p.multicast = p.split_columns = p.steal = 0;
   const int smem = seesaw ? dense_decode_seesaw::kSmemBytes : kSmemBytes;
   const int tiles = p.num_row_tiles * p.h_kv;
   dim3 grid(tiles, p.num_parts);
@@ -213,8 +214,8 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
     p.fused_merge = p.pair_merge = 0;  // both merge from a whole tile's registers
   }
   if (seesaw)
-    for (int mc = 0; mc < 2 && err == cudaSuccess; ++mc)
-      err = cudaFuncSetAttribute(seesaw_fn<T>(mc != 0, halves), cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    for (int v = 0; v < 3 && err == cudaSuccess; ++v)
+      err = cudaFuncSetAttribute(seesaw_fn<T>(v == 1, halves, v == 2), cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   else
     err = cudaFuncSetAttribute(dense_decode_wgmma_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
@@ -265,13 +266,16 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
       (void)cudaGetLastError();
       p.fused_merge = 0;
     }
+    // Tail stealing runs on the plain grid only (its own instantiation).
+    if (p.multicast || halves) p.steal = 0;
     if (p.multicast) {
       const PairedClusterConfig c(grid, smem, stream);
       err = cudaLaunchKernelEx(&c.cfg, seesaw_fn<T>(true, halves), map4, map1, mapq, p, evict_first, q_tma);
       if (err != cudaSuccess) return err;
       return cudaGetLastError();
     }
-    seesaw_fn<T>(false, halves)<<<grid, kThreads, smem, stream>>>(map4, map1, mapq, p, evict_first, q_tma);
+    seesaw_fn<T>(false, halves, p.steal != 0)<<<grid, kThreads, smem, stream>>>(map4, map1, mapq, p, evict_first,
+                                                                                q_tma);
   } else {
     CUtensorMap map;
     err = make_cache_tmap<T>(p, num_blocks, &map);

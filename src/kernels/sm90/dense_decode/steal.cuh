@@ -1,0 +1,135 @@
+// Tail stealing for the seesaw kernel's plain grid (kSteal instantiation).
+//
+// CTAs with equal work end 6-12% apart on memory-bound shapes, and which ones
+// lag changes from run to run (bench/NOTES.md, 2026-12-03): the SMs do not
+// share the HBM evenly. So a CTA whose part is done takes blocks from the end
+// of a part still running and computes them as an extra segment, whose
+// partial the owner merges into its registers before its last output.
+//
+// One 32-bit word per (part, tile): bits 0-15 the blocks the owner has
+// claimed (positions in its walk), bits 16-31 the walk's end (lowered once,
+// by the thief). Zero at rest; the owner makes it live at its start and
+// zeroes it at its last segment's end. A thief takes [E', end) by CAS, with
+// E' >= claimed, only from the part's last segment (the owner keeps one
+// block of it, so the stolen partial merges into the owner's segment).
+//
+// The owner's thread 0 claims at each pair's top, far enough ahead of what
+// the pair's refills will fetch (NextBlocks::find may look several pairs
+// ahead for B), and reads the claim's result only at the next pair's top (it
+// is written to shared memory mid-pair): a steal is then learned before any
+// copy past E' goes out, and applied to everyone's walk at that pair's end.
+// Why it is safe: a CAS that a claim result does not show landed after that
+// claim, so E' >= the claim; a claim made at pair i covers the block after
+// pair i + 1's and everything pair i's look-ahead fetches, plus kClaimMargin;
+// a steal learned at pair i's top therefore ends the walk past pair i + 1's
+// first block, and pair i's own segment end does not move.
+#ifndef OPENMLA_KERNELS_SM90_DENSE_DECODE_STEAL_CUH_
+#define OPENMLA_KERNELS_SM90_DENSE_DECODE_STEAL_CUH_
+
+#include <cstdint>
+
+#include "common/split_plan.h"
+#include "kernels/common/params.h"
+
+namespace openmla::kernels::steal {
+
+constexpr int kClaimMargin = 4;        // blocks claimed past the look-ahead
+constexpr int kMinSteal = 4;           // fewer are not worth a Q load and a merge
+constexpr int kMaxBlocks = 0xffff;     // larger parts are not stolen from (16-bit fields)
+
+__device__ __forceinline__ int word_end(uint32_t w) { return (int)(w >> 16); }
+__device__ __forceinline__ int word_claimed(uint32_t w) { return (int)(w & 0xffffu); }
+__device__ __forceinline__ uint32_t make_word(int end, int claimed) { return ((uint32_t)end << 16) | (uint32_t)claimed; }
+
+// Thread 0's claim state and what it passes to the others, in shared memory
+// (the kernel has no registers to spare).
+struct Shared {
+  int claiming;   // this walk is the CTA's own part, live in its word
+  int end;        // the walk's end (num_blocks less what was stolen)
+  int claimed;    // claims made so far
+  int stolen;     // blocks taken from this part's end
+  int k[2];       // by pair parity: blocks taken off everyone's walk at the pair's end
+  int q_waits;    // Q tiles waited for in the walks before this one
+  int pad0;
+  int next[2][2]; // by pair parity: the pair's next blocks (a, b) for WG1's issuer
+  int victim[4];  // a thief's find: part, first stolen position, blocks
+};
+static_assert(sizeof(Shared) % 16 == 0, "steal::Shared is 16-byte sized");
+
+__device__ __forceinline__ uint32_t ld_relaxed_gpu(const uint32_t* ptr) {
+  uint32_t v;
+  asm volatile("ld.relaxed.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(ptr) : "memory");
+  return v;
+}
+
+__device__ __forceinline__ uint32_t* word(const DenseDecodeParams& p, int part, int tile) {
+  return p.steal_words + (int64_t)part * p.h_kv * p.num_row_tiles + tile;
+}
+__device__ __forceinline__ int32_t* done_flag(const DenseDecodeParams& p, int part, int tile) {
+  return p.steal_done + (int64_t)part * p.h_kv * p.num_row_tiles + tile;
+}
+
+// Blocks of the part's last segment.
+__device__ __forceinline__ int last_segment_blocks(const PartMeta& pm) {
+  return pm.r_begin == pm.r_end ? pm.blk_end - pm.blk_begin : pm.blk_end;
+}
+
+// Warp 0 of a CTA whose walk is done: among the parts of this tile, the one
+// with the most to take, taken by CAS. {part, first stolen position, blocks};
+// part -1: none worth it.
+__device__ __forceinline__ int3 find_victim(const DenseDecodeParams& p, int tile, int lane) {
+  const PartMeta* parts = reinterpret_cast<const PartMeta*>(static_cast<const PlanHeader*>(p.plan) + 1);
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    int best_t = 0, best_q = -1;
+    uint32_t best_w = 0;
+    for (int q = lane; q < p.num_parts; q += 32) {
+      const uint32_t w = ld_relaxed_gpu(word(p, q, tile));
+      const int end = word_end(w), claimed = word_claimed(w);
+      if (end - claimed < kMinSteal) continue;  // zero (not live) included
+      const PartMeta vm = parts[q];
+      if (end != vm.num_blocks) continue;  // stolen from already
+      const int lo = max(claimed, vm.num_blocks - last_segment_blocks(vm) + 1);
+      // Half of what is left: the owner is ~kClaimMargin + 2 blocks short of its claims.
+      const int t = min(end - lo, (end - claimed + kClaimMargin + 2) / 2);
+      if (t > best_t) {
+        best_t = t;
+        best_q = q;
+        best_w = w;
+      }
+    }
+    int top = best_t;
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) top = max(top, __shfl_xor_sync(0xffffffffu, top, o));
+    if (top < kMinSteal) return make_int3(-1, 0, 0);
+    const int winner = __ffs(__ballot_sync(0xffffffffu, best_t == top)) - 1;
+    int ok = 0, e0 = 0;
+    if (lane == winner) {
+      e0 = word_end(best_w) - best_t;
+      ok = atomicCAS(word(p, best_q, tile), best_w, make_word(e0, word_claimed(best_w))) == best_w;
+      if (ok) atomicAdd(p.steal_stats, 1);
+    }
+    ok = __shfl_sync(0xffffffffu, ok, winner);
+    if (ok) return make_int3(__shfl_sync(0xffffffffu, best_q, winner), __shfl_sync(0xffffffffu, e0, winner), top);
+  }
+  return make_int3(-1, 0, 0);
+}
+
+// The part-meta of blocks [e0, e0 + n) of part `vm`'s last segment, as a
+// one-segment part written to segment slot `slot`.
+__device__ __forceinline__ PartMeta stolen_range(const PartMeta& vm, int e0, int n, int slot) {
+  const int first_pos = vm.num_blocks - last_segment_blocks(vm);  // the segment's first position
+  const int first_blk = vm.r_begin == vm.r_end ? vm.blk_begin : 0;
+  PartMeta s;
+  s.r_begin = s.r_end = vm.r_end;
+  s.blk_begin = first_blk + (e0 - first_pos);
+  s.blk_end = s.blk_begin + n;
+  s.seg_begin = slot;
+  s.num_segs = 1;
+  s.num_blocks = n;
+  s.pad = 0;
+  return s;
+}
+
+}  // namespace openmla::kernels::steal
+
+#endif  // OPENMLA_KERNELS_SM90_DENSE_DECODE_STEAL_CUH_
