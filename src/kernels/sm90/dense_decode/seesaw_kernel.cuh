@@ -280,7 +280,8 @@ struct NextBlocks {
 // leaves both for the others (the blocks for WG1's issuer, the blocks taken
 // off for everyone at the pair's end).
 __device__ __forceinline__ void steal_pair_top(const DenseDecodeParams& p, const PartMeta& pm, PairWalk nx,
-                                               NextBlocks& next, volatile steal::Shared* st, int par, int tile) {
+                                               NextBlocks& next, volatile steal::Shared* st, int par, int tile,
+                                               int3 victim) {
   const bool claiming = st->claiming != 0;
   uint32_t* const w_ptr = steal::word(p, blockIdx.y, tile);
   // In flight together with the table lookups of the walk as it stands.
@@ -317,6 +318,26 @@ __device__ __forceinline__ void steal_pair_top(const DenseDecodeParams& p, const
         atomicAdd(w_ptr, (uint32_t)(target - claimed));  // the result unused: a RED
       }
     }
+  }
+  // The walk ends with this pair and warp 0 took a range: it follows (the
+  // pair's refills fetch its first blocks, everyone switches at the pair's end).
+  st->ext[par] = victim.x >= 0;
+  if (victim.x >= 0) {
+    const PartMeta* parts = reinterpret_cast<const PartMeta*>(static_cast<const PlanHeader*>(p.plan) + 1);
+    PartMeta s = steal::stolen_range(parts[victim.x], victim.y, victim.z, p.steal_slot0 + victim.x);
+    s.pad = pm.pad + pm.num_segs;  // Q tiles waited for before it
+    st->spm.r_begin = s.r_begin;
+    st->spm.blk_begin = s.blk_begin;
+    st->spm.r_end = s.r_end;
+    st->spm.blk_end = s.blk_end;
+    st->spm.seg_begin = s.seg_begin;
+    st->spm.num_segs = s.num_segs;
+    st->spm.num_blocks = s.num_blocks;
+    st->spm.pad = s.pad;
+    PairWalk w;
+    cursor_begin(w.c, s, p.seqlens);
+    w.left = s.num_blocks;
+    next.find(p, s, w);
   }
   st->k[par] = k;
   st->next[par][0] = next.a;
@@ -615,7 +636,6 @@ __global__ void __launch_bounds__(kThreads, 1)
     TRACE_AT(63, 2);  // length and table entry b in
     if constexpr (kSteal) {
       st->stolen = 0;
-      st->q_waits = 0;
       st->claiming = 0;
       if (p.steal && n_items <= steal::kMaxBlocks) {
         // Live, with the first pairs claimed (the claims a pair top makes
@@ -675,7 +695,6 @@ __global__ void __launch_bounds__(kThreads, 1)
   int seg = pm.seg_begin;
   uint32_t ia = 0, ib = 0;  // blocks consumed from A and B (mbarrier parity)
 
-  for (;;) {  // kSteal: the CTA's own part, then each range it steals
   while (pw.left > 0) {
     if (ia > 0) TRACE(15);  // loop top (pair 0: slot 15 holds the kernel entry)
     const Cursor c = pw.c;
@@ -686,7 +705,14 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int len = c.len;
     NextBlocks next;
     if constexpr (kSteal) {
-      if (tid == 0) steal_pair_top(p, pm, nx, next, st, ia & 1, tile);
+      if (tid == 0) {
+        // The walk's last pair: look for a range to steal, which then
+        // follows this walk without a gap (its first blocks are this pair's
+        // refills, its Q goes out under this segment's stores).
+        int3 v = make_int3(-1, 0, 0);
+        if (nx.left <= 0 && q_tma) v = steal::find_victim(p, tile);
+        steal_pair_top(p, pm, nx, next, st, ia & 1, tile, v);
+      }
     } else if (issuer) {
       next.find(p, pm, nx);
     }
@@ -720,8 +746,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int sq_min = (row_tile * kTileM) / p.group;
       mask_from = p.causal ? min(len, len - p.s_q + sq_min + 1) : len;
       if (q_tma) {
-        // One Q tile a segment (and, under kSteal, the walks before this one).
-        ptx::mbar_wait(qbar, (seg - pm.seg_begin + (kSteal ? (int)st->q_waits : 0)) & 1);
+        // One Q tile a segment (under kSteal pm.pad counts the walks' before this one).
+        ptx::mbar_wait(qbar, (seg - pm.seg_begin + (kSteal ? pm.pad : 0)) & 1);
         TRACE(14);  // Q landed
       } else {
         ptx::cp_async_wait<0>();
@@ -938,6 +964,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         } else if (tid == 0) {
           issue_q_tma(&mapq, sQ, qbar, p, nx.c.r, row_tile, kv_head);
         }
+      } else if (kSteal && tid == 0 && st->ext[(ia - 1) & 1]) {  // the stolen range's (q_tma only)
+        issue_q_tma(&mapq, sQ, qbar, p, st->spm.r_begin, row_tile, kv_head);
       }
 #pragma unroll
       for (int k = 0; k < 2; ++k) l_tot[k] = sL[lr[k]] + sL[kTileM + lr[k]];
@@ -1007,6 +1035,14 @@ __global__ void __launch_bounds__(kThreads, 1)
           if (row >= p.rows || wg != 0 || half != 0 || lane % 4 != 0) continue;
           p.lse_accum[(int64_t)seg * p.s_q * p.h_q + lse_row_offset(p, kv_head, row)] =
               lse2[k] * 0.69314718055994530942f;
+        }
+        if (kSteal && pm.seg_begin >= p.steal_slot0) {
+          // A stolen range (one segment): flag its partial for the owner.
+          ptx::named_sync(kBarAll, kThreads);  // every thread's stores before thread 0's release
+          if (tid == 0) {
+            __threadfence();
+            atomicExch(steal::done_flag(p, pm.seg_begin - p.steal_slot0, tile), 1);
+          }
         }
         if (out_mode >= kOutPairFirst) {
           ptx::named_sync(kBarAll, kThreads);  // every thread's stores before thread 0's release
@@ -1079,57 +1115,20 @@ __global__ void __launch_bounds__(kThreads, 1)
       ++seg;  // o restarts from the next segment's zero scale factor
       TRACE_AT(ia - 1, 12);
     }
-    // Blocks stolen from the walk's end (shfl: the loop's condition must look uniform, C7520).
     if constexpr (kSteal) {
-      nx.left -= __shfl_sync(0xffffffff, (int)st->k[(ia - 1) & 1], 0);
+      // Blocks stolen from the walk's end; or the walk is over and a stolen
+      // range follows. Plain (not volatile) reads: with volatile ones ptxas
+      // serialised every wgmma (C7520); the named barriers order them.
+      const steal::Shared* sn = reinterpret_cast<const steal::Shared*>(smem + kOffSteal);
+      nx.left -= sn->k[(ia - 1) & 1];
+      if (sn->ext[(ia - 1) & 1]) {
+        pm = sn->spm;
+        cursor_begin(nx.c, pm, p.seqlens);
+        nx.left = pm.num_blocks;
+        seg = pm.seg_begin;
+      }
     }
     pw = nx;
-  }
-  if constexpr (!kSteal) {
-    break;
-  } else {
-    // The walk is done (buffers idle, no copy in flight). A stolen range's
-    // partial is flagged for its owner; then look for another range.
-    __syncthreads();
-    if (tid == 0) {
-      if (pm.seg_begin >= p.steal_slot0) {
-        __threadfence();
-        atomicExch(steal::done_flag(p, pm.seg_begin - p.steal_slot0, tile), 1);
-      }
-      st->q_waits = st->q_waits + pm.num_segs;
-    }
-    if (tid < 32) {
-      const int3 v = steal::find_victim(p, tile, lane);
-      if (tid == 0) {
-        st->victim[0] = v.x;
-        st->victim[1] = v.y;
-        st->victim[2] = v.z;
-      }
-    }
-    __syncthreads();
-    // Uniform as ptxas sees it (shfl): the loop's wgmma follow (C7520 otherwise).
-    const int vq = __shfl_sync(0xffffffff, (int)st->victim[0], 0);
-    if (vq < 0) break;
-    const PartMeta* parts = reinterpret_cast<const PartMeta*>(static_cast<const PlanHeader*>(p.plan) + 1);
-    pm = steal::stolen_range(parts[vq], __shfl_sync(0xffffffff, (int)st->victim[1], 0),
-                             __shfl_sync(0xffffffff, (int)st->victim[2], 0), p.steal_slot0 + vq);
-    cursor_begin(pw.c, pm, p.seqlens);
-    pw.left = pm.num_blocks;
-    seg = pm.seg_begin;
-    if (!q_tma) {
-      load_q_tile<T, kThreads>(p, sQ, pw.c.r, row_tile, kv_head, tid);
-      ptx::cp_async_commit();
-    }
-    if (tid == 0) {
-      if (q_tma) issue_q_tma(&mapq, sQ, qbar, p, pw.c.r, row_tile, kv_head);
-      const int a = p.block_table[(int64_t)pw.c.r * p.block_table_stride + pw.c.blk];
-      for (int g = kGA0; g <= kGA2; ++g) loader.refill(sA, g, a, 0, true);
-      NextBlocks f;
-      f.find(p, pm, pw);
-      if (f.b >= 0)
-        for (int g = kGB0; g <= kGB1; ++g) loader.refill(sB, g, f.b, 0, true);
-    }
-  }
   }
   TRACE_CTA(2, trace_globaltimer());
   // The peer may still arrive on this CTA's empty barriers.

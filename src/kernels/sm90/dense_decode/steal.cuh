@@ -35,24 +35,25 @@ namespace openmla::kernels::steal {
 
 constexpr int kClaimMargin = 4;        // blocks claimed past the look-ahead
 constexpr int kMinSteal = 4;           // fewer are not worth a Q load and a merge
-constexpr int kMaxBlocks = 0xffff;     // larger parts are not stolen from (16-bit fields)
+constexpr int kMaxBlocks = 0x7fff;     // larger parts are not stolen from (15-bit claims)
 
+// Bit 15: the part was stolen from (once a part); bits 0-14 the claims.
+constexpr uint32_t kStolenBit = 0x8000u;
 __device__ __forceinline__ int word_end(uint32_t w) { return (int)(w >> 16); }
-__device__ __forceinline__ int word_claimed(uint32_t w) { return (int)(w & 0xffffu); }
+__device__ __forceinline__ int word_claimed(uint32_t w) { return (int)(w & 0x7fffu); }
 __device__ __forceinline__ uint32_t make_word(int end, int claimed) { return ((uint32_t)end << 16) | (uint32_t)claimed; }
 
 // Thread 0's claim state and what it passes to the others, in shared memory
 // (the kernel has no registers to spare).
 struct Shared {
+  PartMeta spm;   // the stolen range that follows the walk (ext)
   int claiming;   // this walk is the CTA's own part, live in its word
   int end;        // the walk's end (num_blocks less what was stolen)
   int claimed;    // claims made so far
   int stolen;     // blocks taken from this part's end
   int k[2];       // by pair parity: blocks taken off everyone's walk at the pair's end
-  int q_waits;    // Q tiles waited for in the walks before this one
-  int pad0;
+  int ext[2];     // by pair parity: the walk ends with the pair and spm follows
   int next[2][2]; // by pair parity: the pair's next blocks (a, b) for WG1's issuer
-  int victim[4];  // a thief's find: part, first stolen position, blocks
 };
 static_assert(sizeof(Shared) % 16 == 0, "steal::Shared is 16-byte sized");
 
@@ -74,44 +75,48 @@ __device__ __forceinline__ int last_segment_blocks(const PartMeta& pm) {
   return pm.r_begin == pm.r_end ? pm.blk_end - pm.blk_begin : pm.blk_end;
 }
 
-// Warp 0 of a CTA whose walk is done: among the parts of this tile, the one
-// with the most to take, taken by CAS. {part, first stolen position, blocks};
-// part -1: none worth it.
-__device__ __forceinline__ int3 find_victim(const DenseDecodeParams& p, int tile, int lane) {
-  const PartMeta* parts = reinterpret_cast<const PartMeta*>(static_cast<const PlanHeader*>(p.plan) + 1);
-  for (int attempt = 0; attempt < 8; ++attempt) {
-    int best_t = 0, best_q = -1;
-    uint32_t best_w = 0;
-    for (int q = lane; q < p.num_parts; q += 32) {
-      const uint32_t w = ld_relaxed_gpu(word(p, q, tile));
-      const int end = word_end(w), claimed = word_claimed(w);
-      if (end - claimed < kMinSteal) continue;  // zero (not live) included
-      const PartMeta vm = parts[q];
-      if (end != vm.num_blocks) continue;  // stolen from already
-      const int lo = max(claimed, vm.num_blocks - last_segment_blocks(vm) + 1);
-      // Half of what is left: the owner is ~kClaimMargin + 2 blocks short of its claims.
-      const int t = min(end - lo, (end - claimed + kClaimMargin + 2) / 2);
-      if (t > best_t) {
-        best_t = t;
-        best_q = q;
-        best_w = w;
-      }
-    }
-    int top = best_t;
+// Thread 0 of a CTA whose walk ends with this pair: the part of this tile
+// with the most unclaimed blocks among kSamples spread over the parts (all
+// of them where there are fewer), taken by CAS. One thread and no warp
+// collectives: this runs inside the pair loop, and shuffles there made
+// ptxas serialise every wgmma (C7520). The samples' loads go out together,
+// so the search costs ~3 L2 round trips. {part, first stolen position,
+// blocks}; part -1: none.
+constexpr int kSamples = 16;
+__device__ __forceinline__ int3 find_victim(const DenseDecodeParams& p, int tile) {
+  const int n = p.num_parts;
+  const int step = n > kSamples ? n / kSamples : 1;
+  const int start = (int)(blockIdx.y * 7u + 1u) % n;
+  uint32_t w[kSamples];
 #pragma unroll
-    for (int o = 16; o > 0; o /= 2) top = max(top, __shfl_xor_sync(0xffffffffu, top, o));
-    if (top < kMinSteal) return make_int3(-1, 0, 0);
-    const int winner = __ffs(__ballot_sync(0xffffffffu, best_t == top)) - 1;
-    int ok = 0, e0 = 0;
-    if (lane == winner) {
-      e0 = word_end(best_w) - best_t;
-      ok = atomicCAS(word(p, best_q, tile), best_w, make_word(e0, word_claimed(best_w))) == best_w;
-      if (ok) atomicAdd(p.steal_stats, 1);
-    }
-    ok = __shfl_sync(0xffffffffu, ok, winner);
-    if (ok) return make_int3(__shfl_sync(0xffffffffu, best_q, winner), __shfl_sync(0xffffffffu, e0, winner), top);
+  for (int i = 0; i < kSamples; ++i) {
+    const int q = (start + i * step) % n;
+    w[i] = i < n ? ld_relaxed_gpu(word(p, q, tile)) : 0u;
   }
-  return make_int3(-1, 0, 0);
+  int best_q = -1, best_avail = kMinSteal;
+  uint32_t best_w = 0;
+#pragma unroll
+  for (int i = 0; i < kSamples; ++i) {
+    const int avail = word_end(w[i]) - word_claimed(w[i]);
+    if (!(w[i] & kStolenBit) && avail > best_avail) {
+      best_avail = avail;
+      best_q = (start + i * step) % n;
+      best_w = w[i];
+    }
+  }
+  if (best_q < 0) return make_int3(-1, 0, 0);
+  const PartMeta* parts = reinterpret_cast<const PartMeta*>(static_cast<const PlanHeader*>(p.plan) + 1);
+  const int num_blocks = parts[best_q].num_blocks;
+  const int last = num_blocks - last_segment_blocks(parts[best_q]);  // the last segment's first position
+  const int end = word_end(best_w), claimed = word_claimed(best_w);
+  // Half of what is left (the owner runs ~kClaimMargin + 2 blocks short of
+  // its claims), never the last segment's first block.
+  const int t = min(end - max(claimed, last + 1), (end - claimed + kClaimMargin + 2) / 2);
+  if (end != num_blocks || t < kMinSteal) return make_int3(-1, 0, 0);
+  if (atomicCAS(word(p, best_q, tile), best_w, make_word(end - t, claimed) | kStolenBit) != best_w)
+    return make_int3(-1, 0, 0);  // the owner claimed meanwhile: this search is over
+  atomicAdd(p.steal_stats, 1);
+  return make_int3(best_q, end - t, t);
 }
 
 // The part-meta of blocks [e0, e0 + n) of part `vm`'s last segment, as a
