@@ -939,6 +939,12 @@ __global__ void __launch_bounds__(kThreads, 1)
       TRACE(9);
       if constexpr (kHalves) ptx::named_sync(kBarHalfA, kThreads);  // WG0's P0 V_a retired too
       loader.refill(sA, ga_wg1, next_a(), ia & 1, issuer);
+      if constexpr (kSteal) {
+        // A stolen range follows a walk whose last pair had no B: nobody
+        // refills B in such a pair, and B has been idle since its last one.
+        if (!has_b && issuer && st->ext[ia & 1])
+          for (int g = kGB0; g <= kGB1; ++g) loader.refill(sB, g, next_b(), ib & 1, true);
+      }
     }
 #pragma unroll
     for (int k = 0; k < 2; ++k) m_run[k] = m_new[k];
