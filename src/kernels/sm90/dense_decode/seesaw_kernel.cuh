@@ -640,8 +640,12 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (p.steal && n_items <= steal::kMaxBlocks) {
         // Live, with the first pairs claimed (the claims a pair top makes
         // from here on reach two pairs further).
+        // Everything before the last segment's second block is claimed now:
+        // a thief takes only from the last segment (its partial merges into
+        // this CTA's), so what it sees unclaimed is what it may take.
         const int la = first.b >= 0 ? first_skipped + 1 : 0;
-        const int c0 = min(max(la + 1, 4) + steal::kClaimMargin, n_items);
+        const int last = n_items - steal::last_segment_blocks(pm);
+        const int c0 = min(max(max(la + 1, 4) + steal::kClaimMargin, last + 1), n_items);
         atomicExch(steal::word(p, blockIdx.y, tile), steal::make_word(n_items, c0));
         st->claiming = 1;
         st->end = n_items;

@@ -105,14 +105,11 @@ __device__ __forceinline__ int3 find_victim(const DenseDecodeParams& p, int tile
     }
   }
   if (best_q < 0) return make_int3(-1, 0, 0);
-  const PartMeta* parts = reinterpret_cast<const PartMeta*>(static_cast<const PlanHeader*>(p.plan) + 1);
-  const int num_blocks = parts[best_q].num_blocks;
-  const int last = num_blocks - last_segment_blocks(parts[best_q]);  // the last segment's first position
+  // The owner claims its part up to its last segment's second block at its
+  // start, so what is unclaimed is stealable. Take half of it (the owner
+  // runs ~kClaimMargin + 2 blocks short of its claims).
   const int end = word_end(best_w), claimed = word_claimed(best_w);
-  // Half of what is left (the owner runs ~kClaimMargin + 2 blocks short of
-  // its claims), never the last segment's first block.
-  const int t = min(end - max(claimed, last + 1), (end - claimed + kClaimMargin + 2) / 2);
-  if (end != num_blocks || t < kMinSteal) return make_int3(-1, 0, 0);
+  const int t = min(end - claimed, (end - claimed + kClaimMargin + 2) / 2);
   if (atomicCAS(word(p, best_q, tile), best_w, make_word(end - t, claimed) | kStolenBit) != best_w)
     return make_int3(-1, 0, 0);  // the owner claimed meanwhile: this search is over
   atomicAdd(p.steal_stats, 1);
