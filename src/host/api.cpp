@@ -108,10 +108,11 @@ int split_columns_mode() { return env_choice("OPENMLA_SPLIT_COLUMNS", {"0", "1",
 // dependent of the decode kernel (default 1; 0 for A/B runs). Read on every call.
 int pdl_mode() { return env_choice("OPENMLA_PDL", {"0", "1"}, 1); }
 
-// OPENMLA_STEAL=0|1: whether a seesaw CTA of the plain grid whose part is
-// done takes blocks from the end of a part still running (default 1; 0 for
-// A/B runs). Read on every call.
-int steal_mode() { return env_choice("OPENMLA_STEAL", {"0", "1"}, 1); }
+// OPENMLA_STEAL=0|1: whether a seesaw CTA of the plain grid whose walk ends
+// takes blocks from the end of a part still running (default 0: measured
+// slower, bench/NOTES.md). For A/B runs only: 2 = the stealing kernel with
+// claims but no thief, 3 = neither. Read on every call.
+int steal_mode() { return env_choice("OPENMLA_STEAL", {"0", "1", "2", "3"}, 0); }
 
 // OPENMLA_STEAL_DELAY_NS=n (tests only): odd parts start n ns late, so that
 // the even ones run out first and steal. Read on every call; -1: malformed.
@@ -240,7 +241,7 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   const int pdl = pdl_mode();
   if (pdl < 0) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_PDL: must be '0' or '1' when set");
   const int steal = steal_mode();
-  if (steal < 0) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_STEAL: must be '0' or '1' when set");
+  if (steal < 0) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_STEAL: must be '0', '1', '2' or '3' when set");
   const int steal_delay = steal_delay_ns();
   if (steal_delay < 0)
     return make_error(OPENMLA_ERROR_INVALID_ARGUMENT,

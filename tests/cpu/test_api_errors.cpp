@@ -456,7 +456,8 @@ TEST(DenseDecodeArgs, NullWorkspace) {
 TEST(DenseDecodeArgs, BadEnvironmentSettingsAreErrors) {
   ValidArgs v;
   ASSERT_TRUE(IsOk(openmla::check_dense_decode_args(&v.args(), kBigWorkspace)));
-  for (const char* var : {"OPENMLA_MERGE", "OPENMLA_MULTICAST", "OPENMLA_SPLIT_COLUMNS", "OPENMLA_PDL"}) {
+  for (const char* var : {"OPENMLA_MERGE", "OPENMLA_MULTICAST", "OPENMLA_SPLIT_COLUMNS", "OPENMLA_PDL", "OPENMLA_STEAL",
+                          "OPENMLA_STEAL_DELAY_NS"}) {
     SCOPED_TRACE(var);
     ASSERT_EQ(setenv(var, "bogus", 1), 0);
     const openmla_status s = openmla_dense_decode(&v.args(), big_workspace().get(), kBigWorkspace, nullptr);

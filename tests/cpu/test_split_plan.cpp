@@ -286,7 +286,14 @@ TEST(WorkspaceLayout, RegionsAlignedAndLargeEnough) {
     EXPECT_EQ(w.counter_offset % 4, 0u);
     EXPECT_GE(w.plan_bytes, w.counter_offset + 4 * tiles * s.batch);
     EXPECT_EQ(w.plan_bytes, openmla::plan_region_bytes(s.batch, w.num_parts, s.s_q, s.h_q, s.h_kv));
-    for (size_t off : {w.plan_bytes, w.o_accum_offset, w.lse_accum_offset, w.total_bytes})
+    // Tail stealing: a word and a flag per (part, tile) after the counters,
+    // one stolen range's segment slot a part, statistics at the very end.
+    EXPECT_EQ(w.steal_offset, w.counter_offset + 4 * tiles * s.batch);
+    EXPECT_GE(w.plan_bytes, w.steal_offset + 8 * tiles * w.num_parts);
+    EXPECT_GE(w.max_segments, s.batch + 2 * w.num_parts);
+    EXPECT_GE(w.stats_offset, w.lse_accum_offset + (size_t)w.max_segments * s.s_q * s.h_q * 4);
+    EXPECT_EQ(w.total_bytes, w.stats_offset + 256);
+    for (size_t off : {w.plan_bytes, w.o_accum_offset, w.lse_accum_offset, w.stats_offset, w.total_bytes})
       EXPECT_EQ(off % 256, 0u) << off;
     const size_t rows = (size_t)s.s_q * s.h_q;
     EXPECT_GE(w.o_accum_offset, w.plan_bytes);

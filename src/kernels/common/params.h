@@ -27,13 +27,6 @@ struct DenseDecodeParams {
   float* o_accum;    // [max_segments, h_kv * num_row_tiles, 64 x 512] (kernels/common/partials.cuh)
   float* lse_accum;  // [max_segments, s_q * h_q]
   int32_t* merge_counters;  // [batch, h_kv * num_row_tiles], in the plan region
-  // Tail stealing (kernels/sm90/dense_decode/steal.cuh), in the plan region:
-  // [num_parts][tiles] words, then as many "stolen range stored" flags; after
-  // the workspace's lse_accum, two statistics (steals, protocol faults) that
-  // only tests read (split_plan.h).
-  uint32_t* steal_words;
-  int32_t* steal_done;
-  int32_t* steal_stats;
 
   int batch, s_q, h_q, h_kv;
   int group;          // h_q / h_kv
@@ -73,6 +66,14 @@ struct DenseDecodeParams {
   int steal;
   int steal_slot0;
   int steal_delay_ns;
+  // Its state (kernels/sm90/dense_decode/steal.cuh), in the plan region:
+  // [num_parts][tiles] words, then as many "stolen range stored" flags; after
+  // the workspace's lse_accum, two statistics (steals, protocol faults) that
+  // only tests read (split_plan.h). Last in the struct, so that the other
+  // fields keep their offsets.
+  uint32_t* steal_words;
+  int32_t* steal_done;
+  int32_t* steal_stats;
 };
 
 // Which dense decode kernel runs: the seesaw wgmma + TMA one, the first wgmma

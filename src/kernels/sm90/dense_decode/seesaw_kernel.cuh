@@ -40,6 +40,7 @@
 #include <cuda_fp16.h>
 
 #include <cmath>
+#include <type_traits>
 
 #include "common/split_plan.h"
 #include "kernels/common/params.h"
@@ -450,7 +451,9 @@ __device__ __forceinline__ void scale_rows(float* o, const float* f) {
   }
 }
 
-// o += w_other x segment `other`'s stored partial (this thread's rows).
+// o += w_other x segment `other`'s stored partial (this thread's rows), for
+// the stealing kernel's merge. The pair merge keeps its own copy of this
+// loop: calling this there changed the default kernels' register allocation.
 template <int kGroupsO>
 __device__ __forceinline__ void add_stored_partial(float* o, const DenseDecodeParams& p, int other, int tile, int tid,
                                                    int lane, int rows_in_tile, const float* w_other) {
@@ -556,7 +559,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   TRACE_CTA(3, view.pm.num_blocks);
   TRACE_CTA(4, view.pm.num_segs);
   const RequestMeta* reqs = view.reqs;
-  PartMeta pm = view.pm;  // under kSteal, a stolen range's once this CTA steals
+  // Under kSteal a stolen range's once the walk switches to it; const otherwise
+  // (the default kernels then compile as before the stealing one existed).
+  std::conditional_t<kSteal, PartMeta, const PartMeta> pm = view.pm;
   const int row_tile = view.row_tile, kv_head = view.kv_head, n_items = pm.num_blocks;
 
   const int tid = threadIdx.x;
@@ -637,7 +642,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     if constexpr (kSteal) {
       st->stolen = 0;
       st->claiming = 0;
-      if (p.steal && n_items <= steal::kMaxBlocks) {
+      if (p.steal != 3 && n_items <= steal::kMaxBlocks) {
         // Live, with the first pairs claimed (the claims a pair top makes
         // from here on reach two pairs further).
         // Everything before the last segment's second block is claimed now:
@@ -714,17 +719,18 @@ __global__ void __launch_bounds__(kThreads, 1)
         // follows this walk without a gap (its first blocks are this pair's
         // refills, its Q goes out under this segment's stores).
         int3 v = make_int3(-1, 0, 0);
-        if (nx.left <= 0 && q_tma) v = steal::find_victim(p, tile);
+        if (nx.left <= 0 && q_tma && p.steal == 1) v = steal::find_victim(p, tile);
         steal_pair_top(p, pm, nx, next, st, ia & 1, tile, v);
       }
     } else if (issuer) {
       next.find(p, pm, nx);
     }
-    // Under kSteal both issuers read the blocks where they refill (nothing
-    // held across the pair: that kernel has no registers to spare).
-    const auto next_a = [&] { return kSteal ? (issuer ? (int)st->next[ia & 1][0] : -1) : next.a; };
-    const auto next_b = [&] { return kSteal ? (issuer ? (int)st->next[ia & 1][1] : -1) : next.b; };
     TRACE(13);
+// The block a refill fetches: under kSteal both issuers read it where they
+// refill (thread 0 looked it up; nothing held across the pair, that kernel
+// has no registers to spare). A macro, not a lambda: a lambda changed the
+// default kernels' register allocation.
+#define OPENMLA_SEESAW_NEXT(f, i) (kSteal ? (issuer ? (int)st->next[ia & 1][i] : -1) : next.f)
 
     if (c.seg_start) {
       const RequestMeta rm = reqs[c.r];
@@ -817,7 +823,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       TRACE(6);
       // A's rope chunk has been free since S0 retired; issued here, off the
       // softmax's path.
-      loader.refill(sA, kGA0, next_a(), ia & 1, issuer);
+      loader.refill(sA, kGA0, OPENMLA_SEESAW_NEXT(a, 0), ia & 1, issuer);
 
       // m1 and P1 from WG1; P0 rescaled to m1 for WG1's half of V_a.
       ptx::named_sync(kBarP1, kThreads);
@@ -850,7 +856,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::fence_regs<kO>(o);
       TRACE(9);
       if constexpr (kHalves) ptx::named_arrive(kBarHalfA, kThreads);  // WG1 may release A's shared group
-      loader.refill(sA, ga_wg0, next_a(), ia & 1, issuer);
+      loader.refill(sA, ga_wg0, OPENMLA_SEESAW_NEXT(a, 0), ia & 1, issuer);
       scale_rows<kGroupsO>(o, scale1);
 #pragma unroll
       for (int k = 0; k < 2; ++k) l_run[k] *= scale1[k];
@@ -863,9 +869,9 @@ __global__ void __launch_bounds__(kThreads, 1)
         TRACE(10);
         if constexpr (kHalves) {
           ptx::named_sync(kBarHalfB, kThreads);  // WG1's P1 V_b retired too
-          if (half == 1) loader.refill(sB, kGB0, next_b(), ib & 1, issuer);
+          if (half == 1) loader.refill(sB, kGB0, OPENMLA_SEESAW_NEXT(b, 1), ib & 1, issuer);
         }
-        loader.refill(sB, kGB1, next_b(), ib & 1, issuer);
+        loader.refill(sB, kGB1, OPENMLA_SEESAW_NEXT(b, 1), ib & 1, issuer);
       }
     } else {
       // ---- WG1: S1 on block b, in the order B's groups come back ----
@@ -933,21 +939,21 @@ __global__ void __launch_bounds__(kThreads, 1)
         TRACE(8);
         if constexpr (kHalves) {
           ptx::named_arrive(kBarHalfB, kThreads);
-          if (half == 0) loader.refill(sB, kGB0, next_b(), ib & 1, issuer);
+          if (half == 0) loader.refill(sB, kGB0, OPENMLA_SEESAW_NEXT(b, 1), ib & 1, issuer);
         } else {
-          loader.refill(sB, kGB0, next_b(), ib & 1, issuer);
+          loader.refill(sB, kGB0, OPENMLA_SEESAW_NEXT(b, 1), ib & 1, issuer);
         }
       }
       wgmma::wait<0>();
       wgmma::fence_regs<kO>(o);
       TRACE(9);
       if constexpr (kHalves) ptx::named_sync(kBarHalfA, kThreads);  // WG0's P0 V_a retired too
-      loader.refill(sA, ga_wg1, next_a(), ia & 1, issuer);
+      loader.refill(sA, ga_wg1, OPENMLA_SEESAW_NEXT(a, 0), ia & 1, issuer);
       if constexpr (kSteal) {
         // A stolen range follows a walk whose last pair had no B: nobody
         // refills B in such a pair, and B has been idle since its last one.
         if (!has_b && issuer && st->ext[ia & 1])
-          for (int g = kGB0; g <= kGB1; ++g) loader.refill(sB, g, next_b(), ib & 1, true);
+          for (int g = kGB0; g <= kGB1; ++g) loader.refill(sB, g, OPENMLA_SEESAW_NEXT(b, 1), ib & 1, true);
       }
     }
 #pragma unroll
@@ -1107,7 +1113,28 @@ __global__ void __launch_bounds__(kThreads, 1)
           o[j * 4 + 2] *= w_self[1];
           o[j * 4 + 3] *= w_self[1];
         }
-        add_stored_partial<kGroupsO>(o, p, other, tile, tid, lane, rows_in_tile, w_other);  // kHalves never merges here
+        {
+          // Warps whose rows are all padding (never stored) read warp 0's
+          // rows instead, weighed 0: no branch around o (C7520 again).
+          const int t = ((tid % 128) / 32) * 16 < rows_in_tile ? tid : (tid / 128) * 128 + lane;
+          const float4* src = reinterpret_cast<const float4*>(partial_tile(p, other, tile)) + t;
+          constexpr int kBatch = 8;  // loads in flight a thread (batches of 4 spilled: ptxas's choice)
+#pragma unroll
+          for (int q0 = 0; q0 < kGroupsO; q0 += kBatch) {  // kHalves never merges here
+            float4 v[kBatch];
+#pragma unroll
+            for (int q = 0; q < kBatch; ++q) v[q] = __ldcg(src + (q0 + q) * 256);
+#pragma unroll
+            for (int q = 0; q < kBatch; ++q) {
+              float* oq = o + 4 * (q0 + q);
+              oq[0] += v[q].x * w_other[0];
+              oq[1] += v[q].y * w_other[0];
+              oq[2] += v[q].z * w_other[1];
+              oq[3] += v[q].w * w_other[1];
+            }
+            asm volatile("" ::: "memory");  // kBatch loads at a time: all 32 at once would spill
+          }
+        }
       }
       if (how == kOutDirect || how == kOutMerge) {
 #pragma unroll
@@ -1140,6 +1167,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     pw = nx;
   }
+#undef OPENMLA_SEESAW_NEXT
   TRACE_CTA(2, trace_globaltimer());
   // The peer may still arrive on this CTA's empty barriers.
   if constexpr (kMulticast) ptx::cluster_sync();

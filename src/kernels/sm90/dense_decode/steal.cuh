@@ -2,27 +2,29 @@
 //
 // CTAs with equal work end 6-12% apart on memory-bound shapes, and which ones
 // lag changes from run to run (bench/NOTES.md, 2026-12-03): the SMs do not
-// share the HBM evenly. So a CTA whose part is done takes blocks from the end
-// of a part still running and computes them as an extra segment, whose
-// partial the owner merges into its registers before its last output.
+// share the HBM evenly. So a CTA whose walk reaches its last pair takes
+// blocks from the end of a part still running and walks them next, without
+// a gap, as an extra segment whose partial the owner merges into its
+// registers before its last output.
 //
-// One 32-bit word per (part, tile): bits 0-15 the blocks the owner has
-// claimed (positions in its walk), bits 16-31 the walk's end (lowered once,
-// by the thief). Zero at rest; the owner makes it live at its start and
-// zeroes it at its last segment's end. A thief takes [E', end) by CAS, with
-// E' >= claimed, only from the part's last segment (the owner keeps one
-// block of it, so the stolen partial merges into the owner's segment).
+// One 32-bit word per (part, tile): bits 0-14 the positions the owner has
+// claimed in its walk, bit 15 "stolen from" (once a part), bits 16-31 the
+// walk's end (lowered by the thief). Zero at rest; the owner makes it live at
+// its start, claiming everything up to its last segment's second block (a
+// thief takes only from the last segment, and the owner keeps one block of
+// it, so the stolen partial merges into the owner's segment), and zeroes it
+// at its last segment's end. A thief takes [E', end) by CAS, E' >= claimed.
 //
-// The owner's thread 0 claims at each pair's top, far enough ahead of what
-// the pair's refills will fetch (NextBlocks::find may look several pairs
-// ahead for B), and reads the claim's result only at the next pair's top (it
-// is written to shared memory mid-pair): a steal is then learned before any
-// copy past E' goes out, and applied to everyone's walk at that pair's end.
-// Why it is safe: a CAS that a claim result does not show landed after that
-// claim, so E' >= the claim; a claim made at pair i covers the block after
-// pair i + 1's and everything pair i's look-ahead fetches, plus kClaimMargin;
-// a steal learned at pair i's top therefore ends the walk past pair i + 1's
-// first block, and pair i's own segment end does not move.
+// The owner's thread 0, at each pair's top, reads the word (it shows every
+// claim so far and any steal), applies a steal to the walk, looks up the
+// next pair's blocks on the walk as it will be, and claims (a RED, nothing
+// held across the pair) past everything those refills fetch
+// (NextBlocks::find may look several pairs ahead for B) plus kClaimMargin.
+// Why it is safe: a CAS that a read did not see lands after it, so E' >= the
+// claims that read showed; the claims of pair i - 2 cover pair i + 1's first
+// block, so a steal learned at pair i's top ends the walk past pair i + 1's
+// first block (applied at pair i's end, it moves no segment end already
+// decided), and nothing fetched before it was learned lies past E'.
 #ifndef OPENMLA_KERNELS_SM90_DENSE_DECODE_STEAL_CUH_
 #define OPENMLA_KERNELS_SM90_DENSE_DECODE_STEAL_CUH_
 
