@@ -642,7 +642,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     if constexpr (kSteal) {
       st->stolen = 0;
       st->claiming = 0;
-      if (p.steal != 3 && n_items <= steal::kMaxBlocks) {
+      if (p.steal != 3 && q_tma && n_items <= steal::kMaxBlocks) {  // thieves need Q by TMA
         // Live, with the first pairs claimed (the claims a pair top makes
         // from here on reach two pairs further).
         // Everything before the last segment's second block is claimed now:
@@ -1001,9 +1001,12 @@ __global__ void __launch_bounds__(kThreads, 1)
           ptx::named_sync(kBarAll, kThreads);  // everyone has read st before thread 0 changes it
           if (tid == 0) {
             const uint32_t w = atomicExch(steal::word(p, blockIdx.y, tile), 0u);
-            if (steal::word_end(w) != st->end) atomicAdd(p.steal_stats + 1, 1);  // a steal the walk missed
+            // A steal the walk missed (a fault the tests count): its thief
+            // still flags, so wait and clear the flag all the same.
+            const bool missed = steal::word_end(w) != st->end;
+            if (missed) atomicAdd(p.steal_stats + 1, 1);
             st->claiming = 0;
-            if (stolen > 0) {
+            if (stolen > 0 || missed) {
               int32_t* done = steal::done_flag(p, blockIdx.y, tile);
               while (merge::ld_acquire_gpu(done) == 0) {
               }

@@ -21,9 +21,9 @@
 // held across the pair) past everything those refills fetch
 // (NextBlocks::find may look several pairs ahead for B) plus kClaimMargin.
 // Why it is safe: a CAS that a read did not see lands after it, so E' >= the
-// claims that read showed; the claims of pair i - 2 cover pair i + 1's first
-// block, so a steal learned at pair i's top ends the walk past pair i + 1's
-// first block (applied at pair i's end, it moves no segment end already
+// claims that read showed; the claims of pair i - 2 cover both of pair
+// i + 1's blocks, so a steal learned at pair i's top ends the walk past them
+// (applied at pair i's end, it changes no segment end or has_b already
 // decided), and nothing fetched before it was learned lies past E'.
 #ifndef OPENMLA_KERNELS_SM90_DENSE_DECODE_STEAL_CUH_
 #define OPENMLA_KERNELS_SM90_DENSE_DECODE_STEAL_CUH_
@@ -86,6 +86,11 @@ __device__ __forceinline__ int last_segment_blocks(const PartMeta& pm) {
 // blocks}; part -1: none.
 constexpr int kSamples = 16;
 __device__ __forceinline__ int3 find_victim(const DenseDecodeParams& p, int tile) {
+  // Orders this CTA's own claims before its CAS on another part's word: with
+  // relaxed atomics only, a ring of thieves each stealing from the next
+  // before seeing its final claim would be allowed, and every owner would
+  // wait forever (a review's finding; once a walk, cheap).
+  __threadfence();
   const int n = p.num_parts;
   const int step = n > kSamples ? n / kSamples : 1;
   const int start = (int)(blockIdx.y * 7u + 1u) % n;

@@ -256,6 +256,7 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
       cfg.stream = stream;
       cfg.attrs = attr;
       cfg.numAttrs = 1;
+      p.steal = 0;  // the in-kernel merge's instantiation does not steal
       const auto fused = dense_decode_seesaw::dense_decode_seesaw_kernel<T, false, false, true>;
       err = cudaFuncSetAttribute(fused, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
       if (err != cudaSuccess) return err;
