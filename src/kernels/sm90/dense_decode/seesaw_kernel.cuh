@@ -89,11 +89,6 @@ __device__ long long g_seesaw_trace[2][64][16];
 // landed and at the loop's end; its blocks and segments (-1: no work).
 constexpr int kTraceCtas = 1024;
 __device__ long long g_seesaw_cta[kTraceCtas][8];
-__device__ __forceinline__ long long trace_globaltimer() {
-  long long t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t)::"memory");
-  return t;
-}
 #define TRACE_CTA(slot, val)                                                               \
   do {                                                                                     \
     const unsigned cta_ = blockIdx.y * gridDim.x + blockIdx.x;                             \
@@ -526,7 +521,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   static_assert(!kFusedMerge || (!kMulticast && !kHalves), "the in-kernel merge is written for the plain grid");
   static_assert(!kSteal || (!kMulticast && !kHalves && !kFusedMerge), "stealing is written for the plain grid");
   TRACE_AT(0, 15);
-  TRACE_CTA(0, trace_globaltimer());
+  TRACE_CTA(0, ptx::globaltimer());
   TRACE_CTA(3, -1);
   ptx::griddep_launch_dependents();  // the combine may launch: it waits on this grid
   extern __shared__ unsigned char smem_raw[];
@@ -777,7 +772,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::fence();
       ptx::mbar_wait(&full[kGA0], par);
       TRACE(1);
-      if (ia == 0) TRACE_CTA(1, trace_globaltimer());
+      if (ia == 0) TRACE_CTA(1, ptx::globaltimer());
       s_steps<T, 32, 36>(s, dQ, dA, true);
       ptx::mbar_wait(&full[kGA1], par);
       TRACE(2);
@@ -1171,7 +1166,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     pw = nx;
   }
 #undef OPENMLA_SEESAW_NEXT
-  TRACE_CTA(2, trace_globaltimer());
+  TRACE_CTA(2, ptx::globaltimer());
   // The peer may still arrive on this CTA's empty barriers.
   if constexpr (kMulticast) ptx::cluster_sync();
 
