@@ -16,7 +16,8 @@ extern "C" void openmla_debug_seesaw_trace(long long* host);
 extern "C" void openmla_debug_seesaw_cta(long long* host);
 
 // TRACE_CTAS=1: every CTA's entry, first landed group and loop end (globaltimer,
-// ns from the earliest entry), against its blocks and segments.
+// ns from the earliest entry), against its blocks and segments, and how long
+// its last segment's epilogue took, by what it wrote.
 static int print_ctas() {
   constexpr int kCtas = 1024;  // the kernel's kTraceCtas (8 slots a CTA)
   static long long c[kCtas][8];
@@ -59,13 +60,26 @@ static int print_ctas() {
   for (size_t k = 0; k < work.size(); ++k) sxy += (blocks[k] - mb) * (end[k] - me), sxx += (blocks[k] - mb) * (blocks[k] - mb);
   const double slope = sxx > 0 ? sxy / sxx : 0;
   printf("loop end ~ %.2f + %.3f us x blocks (mean %.1f blocks, %.2f us)\n", me - slope * mb, slope, mb, me);
+  // The last segment's epilogue (slots 5, 6): end - its start, by what it wrote.
+  const char* modes[] = {"partial", "direct", "pair, first", "pair, second", "pair merged here"};
+  for (int m = 0; m < 5; ++m) {
+    std::vector<double> tail;
+    for (int i : work)
+      if (c[i][6] == m && c[i][5] > 0) tail.push_back((c[i][2] - c[i][5]) * 1e-3);
+    if (!tail.empty()) {
+      char name[64];
+      snprintf(name, sizeof name, "last epilogue %s (%zu)", modes[m], tail.size());
+      pct(tail, name);
+    }
+  }
   printf("cta: entry first end | blocks segs (sorted by loop end, slowest 12)\n");
   std::vector<int> order(work.size());
   for (size_t k = 0; k < order.size(); ++k) order[k] = (int)k;
   std::sort(order.begin(), order.end(), [&](int x, int y) { return end[x] > end[y]; });
   for (size_t k = 0; k < order.size() && k < 12; ++k) {
     const int i = work[order[k]];
-    printf("%4d: %7.2f %7.2f %7.2f | %3lld %lld\n", i, entry[order[k]], first[order[k]], end[order[k]], c[i][3], c[i][4]);
+    printf("%4d: %7.2f %7.2f %7.2f | %3lld %lld | last epilogue %.2f us, mode %lld\n", i, entry[order[k]],
+           first[order[k]], end[order[k]], c[i][3], c[i][4], (c[i][2] - c[i][5]) * 1e-3, c[i][6]);
   }
   return 0;
 }

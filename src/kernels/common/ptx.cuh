@@ -28,6 +28,14 @@ __device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool 
                "r"(src_bytes));
 }
 
+// The same, predicated in the instruction (no branch): where a branch around
+// it sits among wgmma code, ptxas serialises the wgmmas (C7520).
+__device__ __forceinline__ void cp_async_16_if(uint32_t dst, const void* src, bool issue) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %2, 0;\n @p cp.async.cg.shared.global [%0], [%1], 16;\n}\n" ::"r"(dst),
+      "l"(src), "r"((int)issue));
+}
+
 // Cache rows are read once: hint L2 to evict them first.
 __device__ __forceinline__ void cp_async_16_evict_first(uint32_t dst, const void* src,
                                                         bool valid, uint64_t policy) {

@@ -55,6 +55,17 @@ namespace openmla::kernels::dense_decode_seesaw {
 
 using namespace tile_io;
 
+// Output rows by 16-byte stores after quad shuffles (1) or 4-byte stores (0,
+// A/B runs only).
+#ifndef OPENMLA_OUT_STORE16
+#define OPENMLA_OUT_STORE16 1
+#endif
+// A part's last pair merge reads the other partial through shared memory
+// (1) or in register batches (0, A/B runs only).
+#ifndef OPENMLA_MERGE_STAGED
+#define OPENMLA_MERGE_STAGED 1
+#endif
+
 constexpr int kThreads = 256;
 constexpr int kTileN = kPageBlock;  // 64 tokens per block
 
@@ -86,7 +97,8 @@ static_assert(merge::scratch_bytes(kMaxMergeSegments) <= kTileBytes, "merge scra
 #ifdef OPENMLA_SEESAW_TRACE
 __device__ long long g_seesaw_trace[2][64][16];
 // Every CTA (y * gridDim.x + x): globaltimer at entry, when its first group
-// landed and at the loop's end; its blocks and segments (-1: no work).
+// landed and at the loop's end; its blocks and segments (-1: no work); when
+// its last segment's epilogue started and what it wrote (OutMode).
 constexpr int kTraceCtas = 1024;
 __device__ long long g_seesaw_cta[kTraceCtas][8];
 #define TRACE_CTA(slot, val)                                                               \
@@ -957,6 +969,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (has_b) ++ib;
 
     if (seg_end) {
+      TRACE_CTA(5, ptx::globaltimer());  // the last segment's epilogue starts
       float l_tot[2];
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
@@ -1084,6 +1097,24 @@ __global__ void __launch_bounds__(kThreads, 1)
       how = __shfl_sync(0xffffffff, how, 0);
       if (!kHalves && how == kOutMerge) {
         const int other = out_mode == kOutPairFirst ? seg + 1 : seg - 1;
+        // The walk is over (no copy in flight into A or B, every GEMM
+        // retired): the other partial comes into A and B by cp.async, all
+        // of it in flight at once under the LSE loads, instead of four
+        // register batches one round trip after another. `staged` is
+        // uniform (every thread walks the same cursor); a shfl of it cost
+        // C7520.
+        const bool staged =
+            OPENMLA_MERGE_STAGED && !kSteal && !kFusedMerge && nx.left <= 0;
+        const int t_own = ((tid % 128) / 32) * 16 < rows_in_tile ? tid : -1;
+        {
+          // Predicated copies, no branch (C7520 otherwise); every thread its
+          // own slot, padding warps too (workspace never written, never used).
+          const float4* src = reinterpret_cast<const float4*>(partial_tile(p, other, tile)) + tid;
+          const uint32_t dst = ptx::smem_addr(sA) + 16u * tid;
+#pragma unroll
+          for (int q = 0; q < kGroupsO; ++q) ptx::cp_async_16_if(dst + 16u * 256 * q, src + q * 256, staged);
+          ptx::cp_async_commit();
+        }
         float w_self[2], w_other[2];  // o = o w_self + other's partial w_other
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
@@ -1111,17 +1142,26 @@ __global__ void __launch_bounds__(kThreads, 1)
           o[j * 4 + 2] *= w_self[1];
           o[j * 4 + 3] *= w_self[1];
         }
+        // Unconditional (nothing to wait for unless staged): under `staged`
+        // they cost C7520.
+        ptx::cp_async_wait<0>();
+        ptx::named_sync(kBarAll, kThreads);  // staged: padding warps read warp 0's pieces
         {
           // Warps whose rows are all padding (never stored) read warp 0's
           // rows instead, weighed 0: no branch around o (C7520 again).
-          const int t = ((tid % 128) / 32) * 16 < rows_in_tile ? tid : (tid / 128) * 128 + lane;
-          const float4* src = reinterpret_cast<const float4*>(partial_tile(p, other, tile)) + t;
+          // Generic loads from either place: one loop (two loops spilled).
+          // Unstaged, they read another SM's stores through L1: no stale
+          // line can be there (L1 starts clean each launch, and this CTA,
+          // the SM's only one, reads that slot only here).
+          const int t = t_own >= 0 ? tid : (tid / 128) * 128 + lane;
+          const float4* src = (staged ? reinterpret_cast<const float4*>(sA)
+                                      : reinterpret_cast<const float4*>(partial_tile(p, other, tile))) + t;
           constexpr int kBatch = 8;  // loads in flight a thread (batches of 4 spilled: ptxas's choice)
 #pragma unroll
           for (int q0 = 0; q0 < kGroupsO; q0 += kBatch) {  // kHalves never merges here
             float4 v[kBatch];
 #pragma unroll
-            for (int q = 0; q < kBatch; ++q) v[q] = __ldcg(src + (q0 + q) * 256);
+            for (int q = 0; q < kBatch; ++q) v[q] = src[(q0 + q) * 256];
 #pragma unroll
             for (int q = 0; q < kBatch; ++q) {
               float* oq = o + 4 * (q0 + q);
@@ -1138,15 +1178,24 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
           const int row = row_tile * kTileM + lr[k];
+#if OPENMLA_OUT_STORE16
+          const bool valid = row < p.rows;  // the whole quad's (one row): every lane shuffles
+          const int sq = valid ? row / p.group : 0, h = kv_head * p.group + (valid ? row % p.group : 0);
+          store_out_row16<T, kGroupsO>(p, o, k, how == kOutMerge ? 1.f : inv[k], c.r, sq, h, 64 * vchunk(wg),
+                                       lane, valid);
+          if (!valid) continue;
+#else
           if (row >= p.rows) continue;
           const int sq = row / p.group, h = kv_head * p.group + row % p.group;
           store_out_row<T, kGroupsO>(p, o, k, how == kOutMerge ? 1.f : inv[k], c.r, sq, h,
                                      64 * vchunk(wg) + 2 * (lane % 4));
+#endif
           if (how == kOutDirect && wg == 0 && half == 0 && lane % 4 == 0)
             p.lse[(int64_t)c.r * p.lse_stride_b + (int64_t)h * p.lse_stride_h + sq] =
                 lse2[k] == -INFINITY ? INFINITY : lse2[k] * 0.69314718055994530942f;
         }
       }
+      TRACE_CTA(6, how);
       ++seg;  // o restarts from the next segment's zero scale factor
       TRACE_AT(ia - 1, 12);
     }
