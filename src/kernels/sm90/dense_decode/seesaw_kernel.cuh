@@ -1107,12 +1107,13 @@ __global__ void __launch_bounds__(kThreads, 1)
             OPENMLA_MERGE_STAGED && !kSteal && !kFusedMerge && nx.left <= 0;
         const int t_own = ((tid % 128) / 32) * 16 < rows_in_tile ? tid : -1;
         {
-          // Predicated copies, no branch (C7520 otherwise); every thread its
-          // own slot, padding warps too (workspace never written, never used).
+          // Predicated copies, no branch (C7520 otherwise); warps whose rows
+          // are all padding copy nothing (h_q 16: 3/4 of the tile's bytes).
           const float4* src = reinterpret_cast<const float4*>(partial_tile(p, other, tile)) + tid;
           const uint32_t dst = ptx::smem_addr(sA) + 16u * tid;
 #pragma unroll
-          for (int q = 0; q < kGroupsO; ++q) ptx::cp_async_16_if(dst + 16u * 256 * q, src + q * 256, staged);
+          for (int q = 0; q < kGroupsO; ++q)
+            ptx::cp_async_16_if(dst + 16u * 256 * q, src + q * 256, staged && t_own >= 0);
           ptx::cp_async_commit();
         }
         float w_self[2], w_other[2];  // o = o w_self + other's partial w_other
