@@ -1151,9 +1151,8 @@ __global__ void __launch_bounds__(kThreads, 1)
           // Warps whose rows are all padding (never stored) read warp 0's
           // rows instead, weighed 0: no branch around o (C7520 again).
           // Generic loads from either place: one loop (two loops spilled).
-          // Unstaged, they read another SM's stores through L1: no stale
-          // line can be there (L1 starts clean each launch, and this CTA,
-          // the SM's only one, reads that slot only here).
+          // Unstaged, they read another SM's stores: ordered after them by
+          // thread 0's acquire (fence or ld.acquire) and the barrier since.
           const int t = t_own >= 0 ? tid : (tid / 128) * 128 + lane;
           const float4* src = (staged ? reinterpret_cast<const float4*>(sA)
                                       : reinterpret_cast<const float4*>(partial_tile(p, other, tile))) + t;
