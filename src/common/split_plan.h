@@ -4,11 +4,15 @@
 //
 // Work is counted in 64-token cache blocks. T blocks over at most
 // A = min(P, ceil(T / min_blocks_per_part)) parts (at least 1), in global
-// block order: each part takes the next C = ceil(T / A) blocks, except that a
-// boundary falling within kSplitSlackBlocks (and C / 8) of a request's end
-// moves to that end, since splitting a request costs a partial written and
-// merged. The parts that got work come first (hdr->active_parts of them);
-// the rest are empty. A part's range crosses request boundaries; each
+// block order. Each part costs 8 a block plus c8 a segment (c8: eighths of a
+// block, segment_cost8_for: a segment's Q load, epilogue and odd pair are
+// time the blocks do not count) and takes whole requests while they fit its
+// target cost (the total over A), then cuts; a boundary falling within
+// kSplitSlackBlocks (and C / 8, C = ceil(T / A)) of a request's end moves to
+// that end, since splitting a request costs a partial written and merged.
+// With c8 = 0 that is C blocks a part. The parts that got work come first
+// (hdr->active_parts of them); the rest are empty. A part's range crosses
+// request boundaries; each
 // (part, request) piece is a "segment". A request covered by one segment is
 // written straight to `out`; one covered by several leaves partial results
 // (normalised O and its LSE) in the workspace for the combine kernel.
@@ -66,7 +70,8 @@ struct PlanHeader {
   // schedule depends on s_q and h_q only through s_q * h_q / h_kv.
   int32_t rows_per_kv_head, h_kv;
   int32_t num_combine;  // entries of the combine list
-  int32_t pad[4];
+  int32_t segment_cost8;  // what the balance charged a segment, in eighths of a block
+  int32_t pad[3];
 };
 static_assert(sizeof(PlanHeader) == 64, "PlanHeader is 64 bytes");
 
@@ -155,6 +160,16 @@ OPENMLA_HD inline int min_blocks_per_part_for(int s_q, int h_q, int h_kv) {
   return num_row_tiles(s_q, h_q, h_kv) == 1 ? OPENMLA_MIN_BLOCKS_PER_PART_ONE_TILE : kMinBlocksPerPart;
 }
 
+// What the balance charges a segment (eighths of a block; 0: blocks only).
+// Tuning runs set it with OPENMLA_PLAN_SEGMENT_COST (the host API reads it).
+#ifndef OPENMLA_SEGMENT_COST8
+#define OPENMLA_SEGMENT_COST8 0
+#endif
+OPENMLA_HD inline int segment_cost8_for(int s_q, int h_q, int h_kv) {
+  (void)s_q; (void)h_q; (void)h_kv;
+  return OPENMLA_SEGMENT_COST8;
+}
+
 OPENMLA_HD inline WorkspaceLayout workspace_layout(int batch, int s_q, int h_q, int h_kv,
                                                    int num_sms) {
   WorkspaceLayout w;
@@ -187,7 +202,8 @@ OPENMLA_HD inline int blocks_of(int32_t seqlen) {
 OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
                                           int max_blocks_per_seq, int num_parts,
                                           void* plan,
-                                          int min_blocks_per_part = kMinBlocksPerPart) {
+                                          int min_blocks_per_part = kMinBlocksPerPart,
+                                          int segment_cost8 = 0) {
   PlanHeader* hdr = reinterpret_cast<PlanHeader*>(plan);
   PartMeta* parts = reinterpret_cast<PartMeta*>(reinterpret_cast<char*>(plan) + sizeof(PlanHeader));
   RequestMeta* reqs = reinterpret_cast<RequestMeta*>(parts + num_parts);
@@ -199,7 +215,7 @@ OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
   hdr->batch = batch;
   hdr->rows_per_kv_head = hdr->h_kv = 0;
   hdr->num_combine = 0;
-  for (int i = 0; i < 4; ++i) hdr->pad[i] = 0;
+  for (int i = 0; i < 3; ++i) hdr->pad[i] = 0;
   if (min_blocks_per_part < 1) min_blocks_per_part = 1;
   hdr->min_blocks_per_part = min_blocks_per_part;
 
@@ -222,26 +238,72 @@ OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
   if (active < 1) active = 1;
 
   int seg = 0;
+  int nonempty = 0;
+  for (int q = 0; q < batch; ++q) nonempty += blocks_of(seqlens[q]) > 0;
   int r = 0;
   int64_t start_r = 0;  // global index of request r's first block
+  int ne_before = 0;    // nonempty requests before r
   int64_t g0 = 0;       // first global block of part p
   int used = 0;
   const int64_t share = (total + active - 1) / active;
   const int64_t slack = share / 8 < kSplitSlackBlocks ? share / 8 : kSplitSlackBlocks;
+  if (segment_cost8 < 0) segment_cost8 = 0;
+  hdr->segment_cost8 = segment_cost8;
+  const int64_t c8 = segment_cost8;
+  // Costs in eighths of a block: 8 a block, c8 a segment. The target of
+  // every part: the total cost over the active parts, counting the most
+  // segments the cuts can make (one a nonempty request, one a cut).
+  const int64_t fixed_target = (8 * total + c8 * (nonempty + active - 1) + active - 1) / active;
   for (int p = 0; p < num_parts; ++p) {
     PartMeta& pm = parts[p];
     int64_t g1 = g0;
     if (g0 < total) {
-      // The share C; a boundary that would cut a request within `slack`
-      // blocks of its end moves to that end. Every part but the last takes
-      // at least C, so the parts never run out.
-      g1 = g0 + share < total ? g0 + share : total;
-      if (g1 < total) {
+      while (start_r + blocks_of(seqlens[r]) <= g0) {
+        ne_before += blocks_of(seqlens[r]) > 0;
+        start_r += blocks_of(seqlens[r]);
+        ++r;
+      }
+      const int64_t left = active - p;  // parts left, this one included
+      if (left <= 1) {
+        g1 = total;
+      } else {
+        // Whole pieces while they fit the target, then the cut; a cut within
+        // `slack` blocks of a request's end moves to that end and, with a
+        // segment cost, one that would start a request with `slack` blocks
+        // or fewer moves back to its start. Parts that came in under their
+        // target raise the later ones' (never below the fixed one), so the
+        // last part does not take what the others left; with c8 = 0 every
+        // part but the last takes at least the share C = ceil(T / A).
+        const int64_t rest = 8 * (total - g0) + c8 * ((nonempty - ne_before) + left - 1);
+        const int64_t adaptive = (rest + left - 1) / left;
+        const int64_t target = adaptive > fixed_target ? adaptive : fixed_target;
         int rq = r;
-        int64_t sq = start_r;
-        while (sq + blocks_of(seqlens[rq]) <= g1) { sq += blocks_of(seqlens[rq]); ++rq; }
-        const int64_t end = sq + blocks_of(seqlens[rq]);
-        if (g1 > sq && end - g1 <= slack) g1 = end;
+        int64_t sq = start_r, g = g0, cost = 0;
+        for (;;) {
+          const int64_t end = sq + blocks_of(seqlens[rq]);
+          if (end <= g) {  // an empty request
+            sq = end;
+            ++rq;
+            continue;
+          }
+          const int64_t piece = end - g;
+          if (cost + c8 + 8 * piece <= target) {
+            cost += c8 + 8 * piece;
+            g = end;
+            if (g >= total) break;
+            sq = end;
+            ++rq;
+            continue;
+          }
+          const int64_t room = target - cost - c8;
+          int64_t k = room > 0 ? (room + 7) / 8 : 0;
+          if (g == g0 && k < 1) k = 1;
+          if (c8 > 0 && g > g0 && k <= slack) k = 0;
+          if (k > 0 && piece - k <= slack) k = piece;
+          g += k;
+          break;
+        }
+        g1 = g;
       }
     }
     pm.pad = 0;
@@ -252,7 +314,6 @@ OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
       continue;
     }
     ++used;
-    while (start_r + blocks_of(seqlens[r]) <= g0) { start_r += blocks_of(seqlens[r]); ++r; }
     pm.r_begin = r;
     pm.blk_begin = (int32_t)(g0 - start_r);
     int rr = r;

@@ -124,6 +124,17 @@ int steal_delay_ns() {
   return (end != e && *end == '\0' && v >= 0 && v <= 100000000) ? (int)v : -1;
 }
 
+// OPENMLA_PLAN_SEGMENT_COST=n (tuning runs only): what the plan's balance
+// charges a segment, in eighths of a block (0-256), instead of the shape's
+// default (segment_cost8_for). Read on every plan; -1: malformed.
+int plan_segment_cost8(const openmla_decode_shape& s) {
+  const char* e = std::getenv("OPENMLA_PLAN_SEGMENT_COST");
+  if (e == nullptr) return segment_cost8_for(s.s_q, s.h_q, s.h_kv);
+  char* end = nullptr;
+  const long v = std::strtol(e, &end, 10);
+  return (end != e && *end == '\0' && v >= 0 && v <= 256) ? (int)v : -1;
+}
+
 }  // namespace
 
 extern "C" {
@@ -161,8 +172,11 @@ openmla_status openmla_plan(const openmla_decode_shape* shape, const int32_t* ca
   if (workspace_bytes < w.total_bytes)
     return make_error(OPENMLA_ERROR_WORKSPACE_TOO_SMALL,
                       "workspace: %zu bytes given, these shapes need %zu", workspace_bytes, w.total_bytes);
+  const int cost8 = plan_segment_cost8(s);
+  if (cost8 < 0)
+    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_PLAN_SEGMENT_COST: must be an integer in [0, 256] when set");
   cudaError_t err = kernels::launch_plan(cache_seqlens_device, s.batch, s.max_blocks_per_seq,
-                                         w.num_parts, s.s_q, s.h_q, s.h_kv, workspace, stream);
+                                         w.num_parts, s.s_q, s.h_q, s.h_kv, cost8, workspace, stream);
   if (err != cudaSuccess) return cuda_error(err, "openmla_plan launch");
   return ok_status();
 }
@@ -189,9 +203,12 @@ openmla_status openmla_plan_host(const openmla_decode_shape* shape, const int32_
                         "(max_blocks_per_seq %d x %d tokens)",
                         r, len, s.max_blocks_per_seq, kPageBlock);
   }
+  const int cost8 = plan_segment_cost8(s);
+  if (cost8 < 0)
+    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_PLAN_SEGMENT_COST: must be an integer in [0, 256] when set");
   std::memset(plan_host, 0, w.plan_bytes);
   compute_split_plan(cache_seqlens_host, s.batch, s.max_blocks_per_seq, w.num_parts, plan_host,
-                     min_blocks_per_part_for(s.s_q, s.h_q, s.h_kv));
+                     min_blocks_per_part_for(s.s_q, s.h_q, s.h_kv), cost8);
   stamp_plan_shape(plan_host, s.s_q, s.h_q, s.h_kv);
   return ok_status();
 }

@@ -76,6 +76,10 @@ inline void check_valid_plan(const std::vector<int32_t>& lens, int num_parts, co
   }
   const int64_t total = start[batch];
   ASSERT_EQ(v.hdr->total_blocks, total);
+  int nonempty = 0;
+  for (int r = 0; r < batch; ++r) nonempty += nb[r] > 0;
+  const int64_t c8 = v.hdr->segment_cost8;  // what the balance charged a segment
+  ASSERT_GE(c8, 0);
 
   std::vector<std::vector<int>> cover(batch);  // cover[r][blk] = times covered
   for (int r = 0; r < batch; ++r) cover[r].assign(nb[r], 0);
@@ -106,9 +110,30 @@ inline void check_valid_plan(const std::vector<int32_t>& lens, int num_parts, co
     }
     if (p < active && total > 0) {
       ASSERT_GT(pm.num_blocks, 0) << "an active part without work";
-      ASSERT_LE(pm.num_blocks, share + openmla::kSplitSlackBlocks) << "part over its share";
-      if (p + 1 < active) {
-        ASSERT_GE(pm.num_blocks, share) << "part under its share";
+      if (c8 == 0) {
+        ASSERT_LE(pm.num_blocks, share + openmla::kSplitSlackBlocks) << "part over its share";
+        if (p + 1 < active) {
+          ASSERT_GE(pm.num_blocks, share) << "part under its share";
+        }
+      } else if (p + 1 < max_active) {
+        // Its cost (8 a block, c8 a segment) against its target: the fixed
+        // one, or what is left over the parts left where that is more.
+        int ne_rem = 0, segs = 0;
+        for (int r = 0; r < batch; ++r) {
+          if (nb[r] == 0) continue;
+          if (start[r + 1] > g0) ++ne_rem;
+          if (start[r + 1] > g0 && start[r] < g1) ++segs;
+        }
+        const int64_t left = max_active - p;
+        const int64_t fixed = (8 * total + c8 * (nonempty + max_active - 1) + max_active - 1) / max_active;
+        const int64_t rest = 8 * (total - g0) + c8 * (ne_rem + left - 1);
+        const int64_t target = std::max(fixed, (rest + left - 1) / left);
+        const int64_t cost = 8 * pm.num_blocks + c8 * segs;
+        const int64_t slack = std::min<int64_t>(share / 8, openmla::kSplitSlackBlocks);
+        ASSERT_LE(cost, std::max(target + 7, c8 + 8) + 8 * slack) << "part over its target " << target;
+        if (g1 < total) {
+          ASSERT_GE(cost, target - c8 - 8 * slack) << "part under its target " << target;
+        }
       }
     }
     next_g0 = g1;
@@ -144,7 +169,7 @@ inline void check_valid_plan(const std::vector<int32_t>& lens, int num_parts, co
     ASSERT_EQ(covered, pm.num_blocks) << "num_blocks != blocks actually covered";
     // Every part but the last (which takes the rest) holds at least the
     // share, which is at least the minimum part size when there is enough work.
-    if (p + 1 < active && total >= max_active * min_part) {
+    if (c8 == 0 && p + 1 < active && total >= max_active * min_part) {
       ASSERT_GE(covered, min_part) << "part smaller than the minimum";
     }
     expect_seg += pm.num_segs;

@@ -103,7 +103,8 @@ TEST(PlanApi, HostPlanMatchesSharedPlannerOnRandomBatches) {
     // Same bytes as the planner the device runs.
     std::vector<uint64_t> ref((w.plan_bytes + 7) / 8 + 1, 0);
     openmla::compute_split_plan(lens.data(), s.batch, s.max_blocks_per_seq, w.num_parts,
-                                ref.data(), openmla::min_blocks_per_part_for(s.s_q, s.h_q, s.h_kv));
+                                ref.data(), openmla::min_blocks_per_part_for(s.s_q, s.h_q, s.h_kv),
+                                openmla::segment_cost8_for(s.s_q, s.h_q, s.h_kv));
     openmla::stamp_plan_shape(ref.data(), s.s_q, s.h_q, s.h_kv);
     const openmla::PlanHeader* hdr = view_plan(buf.data(), w.num_parts).hdr;
     ASSERT_TRUE(openmla::plan_matches(hdr, s.batch, s.s_q, s.h_q, s.h_kv, w.num_parts));

@@ -22,11 +22,11 @@ constexpr uint8_t kCanary = 0xAB;
 // Runs the planner into a canary-filled buffer and checks nothing past the
 // plan's extent was written.
 std::vector<uint64_t> plan(const std::vector<int32_t>& lens, int mb, int num_parts,
-                           int min_part = openmla::kMinBlocksPerPart) {
+                           int min_part = openmla::kMinBlocksPerPart, int cost8 = 0) {
   const size_t extent = plan_extent((int)lens.size(), num_parts);
   std::vector<uint64_t> buf((extent + 512) / 8);
   std::memset(buf.data(), kCanary, buf.size() * 8);
-  openmla::compute_split_plan(lens.data(), (int)lens.size(), mb, num_parts, buf.data(), min_part);
+  openmla::compute_split_plan(lens.data(), (int)lens.size(), mb, num_parts, buf.data(), min_part, cost8);
   const uint8_t* bytes = reinterpret_cast<const uint8_t*>(buf.data());
   for (size_t i = extent; i < buf.size() * 8; ++i) {
     if (bytes[i] != kCanary) {
@@ -38,10 +38,11 @@ std::vector<uint64_t> plan(const std::vector<int32_t>& lens, int mb, int num_par
 }
 
 void plan_and_check(const std::vector<int32_t>& lens, int mb, int num_parts,
-                    int min_part = openmla::kMinBlocksPerPart) {
+                    int min_part = openmla::kMinBlocksPerPart, int cost8 = 0) {
   SCOPED_TRACE(::testing::Message() << "batch " << lens.size() << " max_blocks " << mb
-                                    << " parts " << num_parts << " min blocks a part " << min_part);
-  const auto buf = plan(lens, mb, num_parts, min_part);
+                                    << " parts " << num_parts << " min blocks a part " << min_part
+                                    << " segment cost " << cost8);
+  const auto buf = plan(lens, mb, num_parts, min_part, cost8);
   ASSERT_NO_FATAL_FAILURE(check_valid_plan(lens, num_parts, buf.data()));
   // Segments: at most one per nonempty request plus one per part boundary.
   int nonempty = 0;
@@ -50,7 +51,7 @@ void plan_and_check(const std::vector<int32_t>& lens, int mb, int num_parts,
   ASSERT_LE(v.hdr->total_segments, nonempty + num_parts - 1 + (nonempty == 0));
   ASSERT_LE(v.hdr->total_segments, (int)lens.size() + num_parts);
   // Deterministic: same bytes again.
-  const auto again = plan(lens, mb, num_parts, min_part);
+  const auto again = plan(lens, mb, num_parts, min_part, cost8);
   ASSERT_EQ(0, std::memcmp(buf.data(), again.data(), plan_extent((int)lens.size(), num_parts)));
 }
 
@@ -81,6 +82,45 @@ TEST(SplitPlan, RandomBatches) {
     SCOPED_TRACE(::testing::Message() << "iteration " << it << " kind " << kind);
     ASSERT_NO_FATAL_FAILURE(plan_and_check(lens, mb, P));
   }
+}
+
+// The same with a segment cost: parts are balanced by 8 a block + c8 a segment.
+TEST(SplitPlan, RandomBatchesWithSegmentCost) {
+  std::mt19937 rng(77);
+  const int part_counts[] = {1, 2, 3, 5, 7, 16, 66, 132, 133, 264, 1000};
+  const int costs[] = {1, 4, 8, 16, 24, 64, 256};
+  for (int it = 0; it < 400; ++it) {
+    const int batch = 1 + (int)(rng() % (it % 4 == 0 ? 300 : 40));
+    const int mb = 1 + (int)(rng() % 64);
+    const int kind = (int)(rng() % 5);
+    const int P = part_counts[rng() % (sizeof(part_counts) / sizeof(int))];
+    const int c8 = costs[rng() % (sizeof(costs) / sizeof(int))];
+    const int min_part = 1 + (int)(rng() % 3);
+    const auto lens = random_lens(rng, batch, mb, kind);
+    SCOPED_TRACE(::testing::Message() << "iteration " << it << " kind " << kind);
+    ASSERT_NO_FATAL_FAILURE(plan_and_check(lens, mb, P, min_part, c8));
+  }
+}
+
+// Eight 1-block requests then one of 56 blocks over 2 parts: by blocks alone
+// part 0 takes 32 blocks in 9 segments; charging 2 blocks a segment (c8 = 16)
+// it takes 24 (cost 8 x 24 + 16 x 9 = 336 = part 1's 8 x 40 + 16).
+TEST(SplitPlan, SegmentCostTakesBlocksFromPartsWithManySegments) {
+  std::vector<int32_t> lens(8, 64);
+  lens.push_back(56 * 64);
+  ASSERT_NO_FATAL_FAILURE(plan_and_check(lens, 56, 2, 2, 0));
+  ASSERT_NO_FATAL_FAILURE(plan_and_check(lens, 56, 2, 2, 16));
+  const auto by_blocks = plan(lens, 56, 2, 2, 0);
+  const auto by_cost = plan(lens, 56, 2, 2, 16);
+  EXPECT_EQ(view_plan(by_blocks.data(), 2).parts[0].num_blocks, 32);
+  EXPECT_EQ(view_plan(by_cost.data(), 2).parts[0].num_blocks, 24);
+  EXPECT_EQ(view_plan(by_cost.data(), 2).parts[1].num_blocks, 40);
+  EXPECT_EQ(view_plan(by_cost.data(), 2).hdr->segment_cost8, 16);
+  // A cut that would start a request with a sliver (<= the slack) moves to its start.
+  const std::vector<int32_t> two{64 * 29, 64 * 35};  // room for 2 blocks of the second: none taken
+  const auto cut = plan(two, 35, 2, 2, 16);
+  ASSERT_NO_FATAL_FAILURE(plan_and_check(two, 35, 2, 2, 16));
+  EXPECT_EQ(view_plan(cut.data(), 2).parts[0].num_blocks, 29);
 }
 
 TEST(SplitPlan, AllZeroLengths) {

@@ -91,8 +91,8 @@ cudaError_t launch_dense_decode(DenseDecodeParams& p, cudaStream_t stream);
 template <Dtype T>
 cudaError_t launch_combine(const DenseDecodeParams& p, cudaStream_t stream);
 cudaError_t launch_plan(const int32_t* seqlens, int batch, int max_blocks_per_seq,
-                        int num_parts, int s_q, int h_q, int h_kv, void* plan,
-                        cudaStream_t stream);
+                        int num_parts, int s_q, int h_q, int h_kv, int segment_cost8,
+                        void* plan, cudaStream_t stream);
 
 }  // namespace openmla::kernels
 

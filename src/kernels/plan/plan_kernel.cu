@@ -13,7 +13,8 @@ constexpr size_t kPlanSmemLimit = 200 * 1024;
 __global__ void __launch_bounds__(kPlanThreads) plan_kernel(const int32_t* seqlens, int batch,
                                                             int max_blocks_per_seq, int num_parts,
                                                             size_t plan_bytes, bool use_smem,
-                                                            int s_q, int h_q, int h_kv, void* plan) {
+                                                            int s_q, int h_q, int h_kv, int segment_cost8,
+                                                            void* plan) {
   extern __shared__ __align__(16) unsigned char smem[];
   // The merge counters and the padding after the request table are zeroed
   // too, so the device plan is byte-identical to the host one
@@ -24,7 +25,7 @@ __global__ void __launch_bounds__(kPlanThreads) plan_kernel(const int32_t* seqle
     __syncthreads();
     if (threadIdx.x == 0) {
       compute_split_plan(seqlens, batch, max_blocks_per_seq, num_parts, plan,
-                         min_blocks_per_part_for(s_q, h_q, h_kv));
+                         min_blocks_per_part_for(s_q, h_q, h_kv), segment_cost8);
       stamp_plan_shape(plan, s_q, h_q, h_kv);
     }
     return;
@@ -37,7 +38,7 @@ __global__ void __launch_bounds__(kPlanThreads) plan_kernel(const int32_t* seqle
   __syncthreads();
   if (threadIdx.x == 0) {
     compute_split_plan(s_len, batch, max_blocks_per_seq, num_parts, s_plan,
-                       min_blocks_per_part_for(s_q, h_q, h_kv));
+                       min_blocks_per_part_for(s_q, h_q, h_kv), segment_cost8);
     stamp_plan_shape(s_plan, s_q, h_q, h_kv);
   }
   __syncthreads();
@@ -47,7 +48,7 @@ __global__ void __launch_bounds__(kPlanThreads) plan_kernel(const int32_t* seqle
 }
 
 cudaError_t launch_plan(const int32_t* seqlens, int batch, int max_blocks_per_seq, int num_parts,
-                        int s_q, int h_q, int h_kv, void* plan, cudaStream_t stream) {
+                        int s_q, int h_q, int h_kv, int segment_cost8, void* plan, cudaStream_t stream) {
   // The plan region (merge counters included) is a multiple of 256 bytes.
   const size_t plan_bytes = plan_region_bytes(batch, num_parts, s_q, h_q, h_kv);
   const size_t smem = align_up((size_t)batch * 4, 16) + plan_bytes;
@@ -58,7 +59,7 @@ cudaError_t launch_plan(const int32_t* seqlens, int batch, int max_blocks_per_se
     if (err != cudaSuccess) return err;
   }
   plan_kernel<<<1, kPlanThreads, use_smem ? smem : 0, stream>>>(
-      seqlens, batch, max_blocks_per_seq, num_parts, plan_bytes, use_smem, s_q, h_q, h_kv, plan);
+      seqlens, batch, max_blocks_per_seq, num_parts, plan_bytes, use_smem, s_q, h_q, h_kv, segment_cost8, plan);
   return cudaGetLastError();
 }
 
