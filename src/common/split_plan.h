@@ -160,14 +160,17 @@ OPENMLA_HD inline int min_blocks_per_part_for(int s_q, int h_q, int h_kv) {
   return num_row_tiles(s_q, h_q, h_kv) == 1 ? OPENMLA_MIN_BLOCKS_PER_PART_ONE_TILE : kMinBlocksPerPart;
 }
 
-// What the balance charges a segment (eighths of a block; 0: blocks only).
-// Tuning runs set it with OPENMLA_PLAN_SEGMENT_COST (the host API reads it).
-#ifndef OPENMLA_SEGMENT_COST8
-#define OPENMLA_SEGMENT_COST8 0
-#endif
+// What the balance charges a segment, in eighths of a block (0: blocks
+// only, the share C). Measured on an H200 (bench/NOTES.md, 2026-12-03,
+// eighth session): with two row tiles or more a kv head (compute-bound: the
+// tensor pipe idles through a segment's epilogue and its odd pair) 2-3
+// blocks, b128 h128 s_k4096 -2 to -3%, s_q2 -1.5%; with one tile (memory-
+// bound: the copies run on under the epilogue) any cost above a quarter
+// block was slower (h64 +1% at 1 block) and 1/8 only turns on the rule that
+// moves slivers off a request's start (h64 -1%). OPENMLA_PLAN_SEGMENT_COST
+// overrides it for tuning runs (the host API reads it).
 OPENMLA_HD inline int segment_cost8_for(int s_q, int h_q, int h_kv) {
-  (void)s_q; (void)h_q; (void)h_kv;
-  return OPENMLA_SEGMENT_COST8;
+  return num_row_tiles(s_q, h_q, h_kv) >= 2 ? 24 : 1;
 }
 
 OPENMLA_HD inline WorkspaceLayout workspace_layout(int batch, int s_q, int h_q, int h_kv,
@@ -296,7 +299,11 @@ OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
             continue;
           }
           const int64_t room = target - cost - c8;
-          int64_t k = room > 0 ? (room + 7) / 8 : 0;
+          // Blocks for the room left: rounded up by blocks alone (the share
+          // C), to the nearest with a segment cost, whose target is rarely a
+          // whole number of blocks (rounded up, parts of about one block
+          // would each take two).
+          int64_t k = room > 0 ? (room + (c8 == 0 ? 7 : 3)) / 8 : 0;
           if (g == g0 && k < 1) k = 1;
           if (c8 > 0 && g > g0 && k <= slack) k = 0;
           if (k > 0 && piece - k <= slack) k = piece;
