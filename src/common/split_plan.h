@@ -162,15 +162,16 @@ OPENMLA_HD inline int min_blocks_per_part_for(int s_q, int h_q, int h_kv) {
 
 // What the balance charges a segment, in eighths of a block (0: blocks
 // only, the share C). Measured on an H200 (bench/NOTES.md, 2026-12-03,
-// eighth session): with two row tiles or more a kv head (compute-bound: the
-// tensor pipe idles through a segment's epilogue and its odd pair) 2-3
-// blocks, b128 h128 s_k4096 -2 to -3%, s_q2 -1.5%; with one tile (memory-
-// bound: the copies run on under the epilogue) any cost above a quarter
-// block was slower (h64 +1% at 1 block) and 1/8 only turns on the rule that
-// moves slivers off a request's start (h64 -1%). OPENMLA_PLAN_SEGMENT_COST
-// overrides it for tuning runs (the host API reads it).
+// eighth session), three calls: with two row tiles or more a kv head
+// (compute-bound: the tensor pipe idles through a segment's epilogue and its
+// odd pair) 2-3 blocks gave b128 h128 s_k4096 -2 to -3%, the other h128
+// cases noise to -1%; with one tile (memory-bound: the copies run on under
+// the epilogue) nothing was clearly faster (h16 +0.8% at 1/8, h64 -1% at
+// half a block, +1% at a block), so those keep the share.
+// OPENMLA_PLAN_SEGMENT_COST overrides it for tuning runs (the host API
+// reads it).
 OPENMLA_HD inline int segment_cost8_for(int s_q, int h_q, int h_kv) {
-  return num_row_tiles(s_q, h_q, h_kv) >= 2 ? 24 : 1;
+  return num_row_tiles(s_q, h_q, h_kv) >= 2 ? 24 : 0;
 }
 
 OPENMLA_HD inline WorkspaceLayout workspace_layout(int batch, int s_q, int h_q, int h_kv,
