@@ -735,10 +735,6 @@ int main(int argc, char** argv) {
     progress("  %.1f TFLOP/s", ceilings.bf16_tflops);
     ceilings.fp16_tflops = measure_tensor_tflops(true, 8192, opt.quick ? 2 : 5, opt.quick ? 8 : 20, stream);
     progress("  fp16: %.1f TFLOP/s", ceilings.fp16_tflops);
-    // The first case ran right after the GEMMs at full power and came out
-    // 5-15% slow in most full runs (bench/NOTES.md): a pause before it.
-    BENCH_CUDA(cudaStreamSynchronize(stream));
-    if (!opt.quick) std::this_thread::sleep_for(std::chrono::seconds(2));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "openmla-bench: %s\n", e.what());
     return 1;
