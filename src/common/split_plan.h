@@ -275,14 +275,16 @@ OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
         // `slack` blocks of a request's end moves to that end and, with a
         // segment cost, one that would start a request with `slack` blocks
         // or fewer moves back to its start. Parts that came in under their
-        // target raise the later ones' (never below the fixed one), so the
-        // last part does not take what the others left; with c8 = 0 every
+        // target raise the later ones' (never below the fixed one), and the
+        // move back is skipped where it would raise them past the slack, so
+        // shortfalls do not pile up on the last part; with c8 = 0 every
         // part but the last takes at least the share C = ceil(T / A).
         const int64_t rest = 8 * (total - g0) + c8 * ((nonempty - ne_before) + left - 1);
         const int64_t adaptive = (rest + left - 1) / left;
         const int64_t target = adaptive > fixed_target ? adaptive : fixed_target;
         int rq = r;
         int64_t sq = start_r, g = g0, cost = 0;
+        int ne_taken = 0;  // nonempty requests this part took whole
         for (;;) {
           const int64_t end = sq + blocks_of(seqlens[rq]);
           if (end <= g) {  // an empty request
@@ -294,6 +296,7 @@ OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
           if (cost + c8 + 8 * piece <= target) {
             cost += c8 + 8 * piece;
             g = end;
+            ++ne_taken;
             if (g >= total) break;
             sq = end;
             ++rq;
@@ -306,7 +309,13 @@ OPENMLA_HD inline void compute_split_plan(const int32_t* seqlens, int batch,
           // would each take two).
           int64_t k = room > 0 ? (room + (c8 == 0 ? 7 : 3)) / 8 : 0;
           if (g == g0 && k < 1) k = 1;
-          if (c8 > 0 && g > g0 && k <= slack) k = 0;
+          // The sliver rule, unless what it leaves would lift the later
+          // parts' target past this one's by more than the slack (the
+          // shortfalls would pile up on the last part).
+          if (c8 > 0 && g > g0 && k <= slack) {
+            const int64_t after = 8 * (total - g) + c8 * ((nonempty - ne_before - ne_taken) + left - 2);
+            if ((after + left - 2) / (left - 1) <= target + 8 * slack) k = 0;
+          }
           if (k > 0 && piece - k <= slack) k = piece;
           g += k;
           break;

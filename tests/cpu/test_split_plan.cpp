@@ -4,6 +4,7 @@
 // consistent, segment count within the workspace layout, bad lengths recorded.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <cstring>
@@ -121,6 +122,22 @@ TEST(SplitPlan, SegmentCostTakesBlocksFromPartsWithManySegments) {
   const auto cut = plan(two, 35, 2, 2, 16);
   ASSERT_NO_FATAL_FAILURE(plan_and_check(two, 35, 2, 2, 16));
   EXPECT_EQ(view_plan(cut.data(), 2).parts[0].num_blocks, 29);
+}
+
+// A review's input: the sliver rule stopped part 64 short and left the last
+// part a whole 44-block request (47 blocks of cost against the blocks-only
+// plan's 41). The rule now yields where later parts would pass the slack.
+TEST(SplitPlan, SliverRuleDoesNotOverloadTheLastPart) {
+  const int blocks[] = {83, 43, 89, 82, 81, 97, 40, 85, 66, 8, 113, 70, 85, 126, 107, 120,
+                        36, 4, 85, 103, 126, 111, 81, 30, 29, 96, 74, 61, 17, 32, 72, 44};
+  std::vector<int32_t> lens;
+  for (int b : blocks) lens.push_back(64 * b);
+  ASSERT_NO_FATAL_FAILURE(plan_and_check(lens, 126, 66, 2, 24));
+  const auto buf = plan(lens, 126, 66, 2, 24);
+  const auto v = view_plan(buf.data(), 66);
+  int64_t worst = 0;
+  for (int p = 0; p < 66; ++p) worst = std::max<int64_t>(worst, 8 * v.parts[p].num_blocks + 24 * v.parts[p].num_segs);
+  EXPECT_LE(worst, 8 * 43);
 }
 
 TEST(SplitPlan, AllZeroLengths) {
