@@ -12,8 +12,7 @@
 // that end, since splitting a request costs a partial written and merged.
 // With c8 = 0 that is C blocks a part. The parts that got work come first
 // (hdr->active_parts of them); the rest are empty. A part's range crosses
-// request boundaries; each
-// (part, request) piece is a "segment". A request covered by one segment is
+// request boundaries; each (part, request) piece is a "segment". A request covered by one segment is
 // written straight to `out`; one covered by several leaves partial results
 // (normalised O and its LSE) in the workspace for the combine kernel.
 #ifndef OPENMLA_COMMON_SPLIT_PLAN_H_

@@ -114,25 +114,28 @@ int pdl_mode() { return env_choice("OPENMLA_PDL", {"0", "1"}, 1); }
 // claims but no thief, 3 = neither. Read on every call.
 int steal_mode() { return env_choice("OPENMLA_STEAL", {"0", "1", "2", "3"}, 0); }
 
-// OPENMLA_STEAL_DELAY_NS=n (tests only): odd parts start n ns late, so that
-// the even ones run out first and steal. Read on every call; -1: malformed.
-int steal_delay_ns() {
-  const char* e = std::getenv("OPENMLA_STEAL_DELAY_NS");
-  if (e == nullptr) return 0;
+// An integer setting in [lo, hi] from the environment: `unset` when the
+// variable is not set, -1 (an error, never ignored) when malformed.
+int env_int(const char* var, long lo, long hi, int unset) {
+  const char* e = std::getenv(var);
+  if (e == nullptr) return unset;
   char* end = nullptr;
   const long v = std::strtol(e, &end, 10);
-  return (end != e && *end == '\0' && v >= 0 && v <= 100000000) ? (int)v : -1;
+  return (end != e && *end == '\0' && v >= lo && v <= hi) ? (int)v : -1;
 }
+
+// OPENMLA_STEAL_DELAY_NS=n (tests only): odd parts start n ns late, so that
+// the even ones run out first and steal. Read on every call; -1: malformed.
+int steal_delay_ns() { return env_int("OPENMLA_STEAL_DELAY_NS", 0, 100000000, 0); }
 
 // OPENMLA_PLAN_SEGMENT_COST=n (tuning runs only): what the plan's balance
 // charges a segment, in eighths of a block (0-256), instead of the shape's
-// default (segment_cost8_for). Read on every plan; -1: malformed.
-int plan_segment_cost8(const openmla_decode_shape& s) {
-  const char* e = std::getenv("OPENMLA_PLAN_SEGMENT_COST");
-  if (e == nullptr) return segment_cost8_for(s.s_q, s.h_q, s.h_kv);
-  char* end = nullptr;
-  const long v = std::strtol(e, &end, 10);
-  return (end != e && *end == '\0' && v >= 0 && v <= 256) ? (int)v : -1;
+// default (segment_cost8_for). Read on every plan.
+openmla_status plan_segment_cost8(const openmla_decode_shape& s, int* cost8) {
+  *cost8 = env_int("OPENMLA_PLAN_SEGMENT_COST", 0, 256, segment_cost8_for(s.s_q, s.h_q, s.h_kv));
+  if (*cost8 < 0)
+    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_PLAN_SEGMENT_COST: must be an integer in [0, 256] when set");
+  return ok_status();
 }
 
 }  // namespace
@@ -172,9 +175,9 @@ openmla_status openmla_plan(const openmla_decode_shape* shape, const int32_t* ca
   if (workspace_bytes < w.total_bytes)
     return make_error(OPENMLA_ERROR_WORKSPACE_TOO_SMALL,
                       "workspace: %zu bytes given, these shapes need %zu", workspace_bytes, w.total_bytes);
-  const int cost8 = plan_segment_cost8(s);
-  if (cost8 < 0)
-    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_PLAN_SEGMENT_COST: must be an integer in [0, 256] when set");
+  int cost8 = 0;
+  st = plan_segment_cost8(s, &cost8);
+  if (st.code != OPENMLA_OK) return st;
   cudaError_t err = kernels::launch_plan(cache_seqlens_device, s.batch, s.max_blocks_per_seq,
                                          w.num_parts, s.s_q, s.h_q, s.h_kv, cost8, workspace, stream);
   if (err != cudaSuccess) return cuda_error(err, "openmla_plan launch");
@@ -203,9 +206,9 @@ openmla_status openmla_plan_host(const openmla_decode_shape* shape, const int32_
                         "(max_blocks_per_seq %d x %d tokens)",
                         r, len, s.max_blocks_per_seq, kPageBlock);
   }
-  const int cost8 = plan_segment_cost8(s);
-  if (cost8 < 0)
-    return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_PLAN_SEGMENT_COST: must be an integer in [0, 256] when set");
+  int cost8 = 0;
+  st = plan_segment_cost8(s, &cost8);
+  if (st.code != OPENMLA_OK) return st;
   std::memset(plan_host, 0, w.plan_bytes);
   compute_split_plan(cache_seqlens_host, s.batch, s.max_blocks_per_seq, w.num_parts, plan_host,
                      min_blocks_per_part_for(s.s_q, s.h_q, s.h_kv), cost8);
