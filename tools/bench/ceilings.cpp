@@ -46,7 +46,8 @@ struct CublasHandle {
 
 }  // namespace
 
-HbmCeiling measure_hbm(size_t copy_bytes, int warmup, int repeats, cudaStream_t stream) {
+HbmCeiling measure_hbm(size_t copy_bytes, int warmup, int repeats, cudaStream_t stream, ClockSampler* clocks,
+                       ClockStats* clock_stats) {
   size_t free_b = 0, total_b = 0;
   BENCH_CUDA(cudaMemGetInfo(&free_b, &total_b));
   const size_t margin = (size_t)512 << 20;
@@ -58,6 +59,8 @@ HbmCeiling measure_hbm(size_t copy_bytes, int warmup, int repeats, cudaStream_t 
   BENCH_CUDA(cudaMemsetAsync(dst.get(), 0, copy_bytes, stream));
   for (int i = 0; i < warmup; ++i)
     BENCH_CUDA(cudaMemcpyAsync(dst.get(), src.get(), copy_bytes, cudaMemcpyDeviceToDevice, stream));
+  BENCH_CUDA(cudaStreamSynchronize(stream));  // the clock samples cover only the timed copies
+  if (clocks) clocks->start();
   EventPairs ev(repeats);
   for (int i = 0; i < repeats; ++i) {
     BENCH_CUDA(cudaEventRecord(ev.start(i), stream));
@@ -65,6 +68,7 @@ HbmCeiling measure_hbm(size_t copy_bytes, int warmup, int repeats, cudaStream_t 
     BENCH_CUDA(cudaEventRecord(ev.stop(i), stream));
   }
   BENCH_CUDA(cudaStreamSynchronize(stream));
+  if (clocks) *clock_stats = clocks->stop();
   const double ms = median(ev.elapsed_ms());
   HbmCeiling c;
   c.copy_bytes = copy_bytes;
@@ -72,7 +76,8 @@ HbmCeiling measure_hbm(size_t copy_bytes, int warmup, int repeats, cudaStream_t 
   return c;
 }
 
-double measure_tensor_tflops(bool fp16, int n, int warmup, int repeats, cudaStream_t stream) {
+double measure_tensor_tflops(bool fp16, int n, int warmup, int repeats, cudaStream_t stream, ClockSampler* clocks,
+                             ClockStats* clock_stats) {
   const size_t elems = (size_t)n * n;
   DeviceBuffer a(elems * 2, "the GEMM's A"), b(elems * 2, "the GEMM's B"), c(elems * 2, "the GEMM's C");
   // torch.randn-like inputs (unclamped N(0, 1)), so the tensor cores switch
@@ -91,6 +96,8 @@ double measure_tensor_tflops(bool fp16, int n, int warmup, int repeats, cudaStre
                               CUBLAS_GEMM_DEFAULT));
   };
   for (int i = 0; i < warmup; ++i) gemm();
+  BENCH_CUDA(cudaStreamSynchronize(stream));
+  if (clocks) clocks->start();
   EventPairs ev(repeats);
   for (int i = 0; i < repeats; ++i) {
     BENCH_CUDA(cudaEventRecord(ev.start(i), stream));
@@ -98,6 +105,7 @@ double measure_tensor_tflops(bool fp16, int n, int warmup, int repeats, cudaStre
     BENCH_CUDA(cudaEventRecord(ev.stop(i), stream));
   }
   BENCH_CUDA(cudaStreamSynchronize(stream));
+  if (clocks) *clock_stats = clocks->stop();
   const double ms = median(ev.elapsed_ms());
   return 2.0 * (double)n * n * n / (ms * 1e-3) / 1e12;
 }

@@ -7,6 +7,8 @@
 
 #include <cstddef>
 
+#include "gpu_clocks.h"
+
 namespace bench {
 
 struct HbmCeiling {
@@ -17,11 +19,14 @@ struct HbmCeiling {
 // Device-to-device cudaMemcpyAsync of `copy_bytes` (4 GiB by default; halved
 // while the device lacks the memory for source + destination), timed with
 // CUDA events: `warmup` untimed copies, then the median of `repeats`.
-HbmCeiling measure_hbm(size_t copy_bytes, int warmup, int repeats, cudaStream_t stream);
+// `clocks` (may be null) samples the timed part into *clock_stats.
+HbmCeiling measure_hbm(size_t copy_bytes, int warmup, int repeats, cudaStream_t stream, ClockSampler* clocks,
+                       ClockStats* clock_stats);
 
 // cublasGemmEx n x n x n, bf16 (or fp16) A/B/C with random normal data,
 // fp32 compute: median TFLOP/s (2 n^3 / time) of `repeats` after `warmup`.
-double measure_tensor_tflops(bool fp16, int n, int warmup, int repeats, cudaStream_t stream);
+double measure_tensor_tflops(bool fp16, int n, int warmup, int repeats, cudaStream_t stream, ClockSampler* clocks,
+                             ClockStats* clock_stats);
 
 }  // namespace bench
 

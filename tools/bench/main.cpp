@@ -20,6 +20,7 @@
 #include <cstring>
 #include <ctime>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,6 +30,7 @@
 #include "check.h"
 #include "common.h"
 #include "datagen.h"
+#include "gpu_clocks.h"
 #include "reference/reference.h"
 
 #ifndef OPENMLA_CONFIGURE_COMMIT
@@ -254,6 +256,16 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
+std::string clock_text(const ClockStats& c) {
+  char buf[192];
+  std::snprintf(buf, sizeof buf, "SM clock %.0f MHz (min %.0f, %d samples), %.0f W%s%s", c.sm_mhz_median,
+                c.sm_mhz_min, c.samples, c.power_w_mean, c.reasons ? "; clock events: " : "",
+                clock_reason_names(c.reasons).c_str());
+  return buf;
+}
+
+std::string mhz_cell(const ClockStats& c) { return c.samples > 0 ? fmt("%.0f", c.sm_mhz_median) : "-"; }
+
 // ---------------------------------------------------------------------------
 // One case
 
@@ -267,12 +279,14 @@ struct CaseResult {
   int copies = 0;
   double rotated_mb = 0;  // distinct bytes touched by one graph replay
   CheckResult check;
+  ClockStats clocks;  // during the timed replays
   std::string error;
 };
 
 struct Ceilings {
   double hbm_gbps = 0, bf16_tflops = 0;
   double fp16_tflops = 0;  // reported only: whether fp16's gap to bf16 is the chip's (power) or the kernel's
+  ClockStats hbm_clocks, bf16_clocks, fp16_clocks;
 };
 
 // Owns instantiated graphs.
@@ -289,7 +303,7 @@ struct GraphExecs {
 size_t align256(size_t x) { return (x + 255) / 256 * 256; }
 
 void run_case(const CaseSpec& spec, const Options& opt, const Ceilings& ceilings,
-              const cudaDeviceProp& prop, cudaStream_t stream, CaseResult* res) {
+              const cudaDeviceProp& prop, cudaStream_t stream, ClockSampler* clocks, CaseResult* res) {
   const std::string name = spec.name();
   const CaseData data = make_case_data(spec, 0);
   res->mean_sk = data.mean_sk;
@@ -471,12 +485,14 @@ void run_case(const CaseSpec& spec, const Options& opt, const Ceilings& ceilings
     for (int k = 0; k < warmup; ++k) BENCH_CUDA(cudaGraphLaunch(execs.execs[k % graphs], stream));
     BENCH_CUDA(cudaStreamSynchronize(stream));
     EventPairs ev(opt.repeats);
+    clocks->start();
     for (int k = 0; k < opt.repeats; ++k) {
       BENCH_CUDA(cudaEventRecord(ev.start(k), stream));
       BENCH_CUDA(cudaGraphLaunch(execs.execs[k % graphs], stream));
       BENCH_CUDA(cudaEventRecord(ev.stop(k), stream));
     }
     BENCH_CUDA(cudaStreamSynchronize(stream));
+    res->clocks = clocks->stop();
     const std::vector<double> ms = ev.elapsed_ms();
     const double med = median(ms);
     res->us = med * 1000.0 / kStepsPerGraph;
@@ -491,6 +507,7 @@ void run_case(const CaseSpec& spec, const Options& opt, const Ceilings& ceilings
              *std::min_element(ms.begin(), ms.end()) * 1000.0 / kStepsPerGraph,
              *std::max_element(ms.begin(), ms.end()) * 1000.0 / kStepsPerGraph, res->tflops,
              res->gbps, res->pct_hbm, res->pct_tensor);
+    if (res->clocks.samples > 0) progress("  %s", clock_text(res->clocks).c_str());
   }  // device memory of this case freed here
 
   if (do_check) {
@@ -525,18 +542,22 @@ void print_table(const std::string& device, const std::string& commit, const std
   std::printf("ceilings: HBM %.0f GB/s (%.1f GiB device-to-device copy, read + write), "
               "bf16 tensor %.1f TFLOP/s (cuBLAS 8192^3 GEMM; fp16 %.1f)\n\n",
               ceilings.hbm_gbps, copy_bytes / 1073741824.0, ceilings.bf16_tflops, ceilings.fp16_tflops);
-  std::printf("| case | s̄_k | µs | TFLOP/s | GB/s | %% HBM | %% tensor | max_abs_err | check |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|\n");
+  if (ceilings.bf16_clocks.samples > 0)
+    std::printf("SM clock during the ceilings: HBM copy %s MHz, bf16 GEMM %s MHz (%.0f W), fp16 GEMM %s MHz\n\n",
+                mhz_cell(ceilings.hbm_clocks).c_str(), mhz_cell(ceilings.bf16_clocks).c_str(),
+                ceilings.bf16_clocks.power_w_mean, mhz_cell(ceilings.fp16_clocks).c_str());
+  std::printf("| case | s̄_k | µs | TFLOP/s | GB/s | %% HBM | %% tensor | max_abs_err | check | SM MHz |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
   for (const CaseResult& r : results) {
     if (!r.ran) {
-      std::printf("| %s | %.1f | - | - | - | - | - | - | %s |\n", r.spec.name().c_str(), r.mean_sk,
+      std::printf("| %s | %.1f | - | - | - | - | - | - | %s | - |\n", r.spec.name().c_str(), r.mean_sk,
                   check_cell(r).c_str());
       continue;
     }
     const std::string err = r.checked ? fmt("%.2e", r.max_abs_err) : "-";
-    std::printf("| %s | %.1f | %.1f | %.1f | %.0f | %.1f | %.1f | %s | %s |\n", r.spec.name().c_str(),
+    std::printf("| %s | %.1f | %.1f | %.1f | %.0f | %.1f | %.1f | %s | %s | %s |\n", r.spec.name().c_str(),
                 r.mean_sk, r.us, r.tflops, r.gbps, r.pct_hbm, r.pct_tensor, err.c_str(),
-                check_cell(r).c_str());
+                check_cell(r).c_str(), mhz_cell(r.clocks).c_str());
   }
   bool any_subset = false;
   for (const CaseResult& r : results)
@@ -573,6 +594,15 @@ std::string json_number(double v, bool valid = true) {
   return b;
 }
 
+// The SM clock and power while a figure was timed (null: not read).
+std::string json_clocks(const ClockStats& c) {
+  if (c.samples <= 0) return "null";
+  return "{\"sm_mhz_median\": " + json_number(c.sm_mhz_median) + ", \"sm_mhz_min\": " + json_number(c.sm_mhz_min) +
+         ", \"power_w_mean\": " + json_number(c.power_w_mean, c.power_w_mean > 0) +
+         ", \"samples\": " + std::to_string(c.samples) + ", \"events\": " + json_string(clock_reason_names(c.reasons)) +
+         "}";
+}
+
 bool write_json(const std::string& path, const std::string& device, const std::string& date,
                 const std::string& commit, const Ceilings& ceilings, const std::vector<CaseResult>& results) {
   std::string j = "{\n";
@@ -585,7 +615,10 @@ bool write_json(const std::string& path, const std::string& device, const std::s
   j += "  \"multicast\": " + json_string(multicast && *multicast ? multicast : "1") + ",\n";
   j += "  \"ceilings\": {\"hbm_gbps\": " + json_number(ceilings.hbm_gbps) +
        ", \"bf16_tflops\": " + json_number(ceilings.bf16_tflops) +
-       ", \"fp16_tflops\": " + json_number(ceilings.fp16_tflops) + "},\n";
+       ", \"fp16_tflops\": " + json_number(ceilings.fp16_tflops) +
+       ", \"hbm_clocks\": " + json_clocks(ceilings.hbm_clocks) +
+       ", \"bf16_clocks\": " + json_clocks(ceilings.bf16_clocks) +
+       ", \"fp16_clocks\": " + json_clocks(ceilings.fp16_clocks) + "},\n";
   j += "  \"cases\": [";
   for (size_t i = 0; i < results.size(); ++i) {
     const CaseResult& r = results[i];
@@ -602,6 +635,7 @@ bool write_json(const std::string& path, const std::string& device, const std::s
          ", \"gbps\": " + json_number(r.gbps, r.ran) + ", \"pct_hbm\": " + json_number(r.pct_hbm, r.ran) +
          ", \"pct_tensor\": " + json_number(r.pct_tensor, r.ran);
     j += ", \"max_abs_err\": " + json_number(r.max_abs_err, r.checked);
+    j += ", \"clocks\": " + json_clocks(r.clocks);
     // An unchecked case (--no-check) is neither passed nor failed: null.
     j += std::string(", \"pass\": ") +
          (!r.error.empty() ? "false" : !r.checked ? "null" : r.pass ? "true" : "false");
@@ -711,6 +745,7 @@ int main(int argc, char** argv) {
   cudaStream_t stream = nullptr;
   Ceilings ceilings;
   size_t copy_bytes = 0;
+  std::unique_ptr<ClockSampler> clocks;
   try {
     BENCH_CUDA(cudaSetDevice(0));
     BENCH_CUDA(cudaGetDeviceProperties(&prop, 0));
@@ -724,17 +759,26 @@ int main(int argc, char** argv) {
              prop.l2CacheSize / 1e6, total_b / 1073741824.0, free_b / 1073741824.0, driver, runtime,
              openmla_version(), commit.c_str());
     BENCH_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    char pci[32] = {0};
+    if (cudaDeviceGetPCIBusId(pci, sizeof pci, 0) != cudaSuccess) pci[0] = 0;
+    clocks = std::make_unique<ClockSampler>(pci);
+    if (!clocks->available()) progress("no SM clock readings (NVML not loaded): the clock columns stay empty");
 
     progress("measuring the HBM ceiling (device-to-device copy)...");
-    const HbmCeiling hbm = measure_hbm((size_t)4 << 30, opt.quick ? 1 : 3, opt.quick ? 5 : 10, stream);
+    const HbmCeiling hbm =
+        measure_hbm((size_t)4 << 30, opt.quick ? 1 : 3, opt.quick ? 5 : 10, stream, clocks.get(), &ceilings.hbm_clocks);
     ceilings.hbm_gbps = hbm.gbps;
     copy_bytes = hbm.copy_bytes;
     progress("  %.0f GB/s (%.1f GiB copy)", hbm.gbps, hbm.copy_bytes / 1073741824.0);
     progress("measuring the bf16 tensor-core ceiling (cuBLAS 8192^3 GEMM)...");
-    ceilings.bf16_tflops = measure_tensor_tflops(false, 8192, opt.quick ? 2 : 5, opt.quick ? 8 : 20, stream);
+    ceilings.bf16_tflops = measure_tensor_tflops(false, 8192, opt.quick ? 2 : 5, opt.quick ? 8 : 20, stream,
+                                                 clocks.get(), &ceilings.bf16_clocks);
     progress("  %.1f TFLOP/s", ceilings.bf16_tflops);
-    ceilings.fp16_tflops = measure_tensor_tflops(true, 8192, opt.quick ? 2 : 5, opt.quick ? 8 : 20, stream);
+    ceilings.fp16_tflops = measure_tensor_tflops(true, 8192, opt.quick ? 2 : 5, opt.quick ? 8 : 20, stream,
+                                                 clocks.get(), &ceilings.fp16_clocks);
     progress("  fp16: %.1f TFLOP/s", ceilings.fp16_tflops);
+    if (ceilings.bf16_clocks.samples > 0)
+      progress("  during the bf16 GEMM: %s", clock_text(ceilings.bf16_clocks).c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "openmla-bench: %s\n", e.what());
     return 1;
@@ -751,7 +795,7 @@ int main(int argc, char** argv) {
     }
     progress("[%zu/%zu] %s", i + 1, cases.size(), cases[i].name().c_str());
     try {
-      run_case(cases[i], opt, ceilings, prop, stream, &r);
+      run_case(cases[i], opt, ceilings, prop, stream, clocks.get(), &r);
     } catch (const std::exception& e) {
       r.error = e.what();
       progress("  ERROR: %s", e.what());

@@ -1,0 +1,58 @@
+// The SM clock and board power while something is timed, read through NVML
+// (loaded at run time: no build dependency, and no figures where the driver
+// library is missing). Under the 700 W cap the clock falls with sustained
+// tensor load, so a case's percentage of a ceiling means most next to the
+// clock each ran at.
+#ifndef OPENMLA_TOOLS_BENCH_GPU_CLOCKS_H_
+#define OPENMLA_TOOLS_BENCH_GPU_CLOCKS_H_
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace bench {
+
+struct ClockStats {
+  int samples = 0;          // 0: nothing read (no NVML, or too short a window)
+  double sm_mhz_median = 0;  // SM clock, median of the samples
+  double sm_mhz_min = 0;
+  double power_w_mean = 0;  // board power (NVML's own averaging window)
+  unsigned long long reasons = 0;  // OR of the clock-event (throttle) reasons seen
+};
+
+// Names of the reasons that bit set carries, comma-separated ("" if none).
+std::string clock_reason_names(unsigned long long reasons);
+
+// Samples every `period_us` on a thread of its own between start() and stop().
+class ClockSampler {
+ public:
+  // pci_bus_id as cudaDeviceGetPCIBusId gives it; an empty one, or a failed
+  // NVML load, makes a sampler that reads nothing (available() false).
+  explicit ClockSampler(const std::string& pci_bus_id, int period_us = 2000);
+  ~ClockSampler();
+  ClockSampler(const ClockSampler&) = delete;
+  ClockSampler& operator=(const ClockSampler&) = delete;
+
+  bool available() const { return device_ != nullptr; }
+  void start();
+  ClockStats stop();
+
+ private:
+  struct Sample {
+    unsigned sm_mhz;
+    unsigned power_mw;  // 0: not read
+    unsigned long long reasons;
+  };
+  void run();
+
+  void* device_ = nullptr;  // nvmlDevice_t
+  int period_us_;
+  std::atomic<bool> running_{false};
+  std::thread thread_;
+  std::vector<Sample> samples_;
+};
+
+}  // namespace bench
+
+#endif  // OPENMLA_TOOLS_BENCH_GPU_CLOCKS_H_
