@@ -5,7 +5,7 @@
 //         -DCMAKE_CUDA_FLAGS=-DOPENMLA_SEESAW_TRACE && ninja -C /tmp/build-trace
 //   nvcc -std=c++17 -gencode=arch=compute_90a,code=sm_90a -I include -I src \
 //        tools/dev/seesaw_trace.cu /tmp/build-trace/libopenmla.a -o seesaw_trace
-// Run: seesaw_trace [h_q=128] [batch=128] [s_k=4096]; TRACE_FROM=i averages pairs i..i+19,
+// Run: seesaw_trace [h_q=128] [batch=128] [s_k=4096] [s_q=1]; TRACE_FROM=i averages pairs i..i+19,
 // TRACE_ALL=1 prints the first pairs from kernel entry, TRACE_SHARED=1 puts the whole cache in L2.
 #include <algorithm>
 #include <vector>
@@ -85,7 +85,8 @@ static int print_ctas() {
 }
 
 int main(int argc, char** argv) {
-  int b = argc > 2 ? atoi(argv[2]) : 128, s_q = 1, h_q = argc > 1 ? atoi(argv[1]) : 128, sk = argc > 3 ? atoi(argv[3]) : 4096;
+  int b = argc > 2 ? atoi(argv[2]) : 128, h_q = argc > 1 ? atoi(argv[1]) : 128, sk = argc > 3 ? atoi(argv[3]) : 4096;
+  const int s_q = argc > 4 ? atoi(argv[4]) : 1;
   DecodeSetup d(b, s_q, h_q, sk, getenv("TRACE_SHARED") ? TableKind::kShared : TableKind::kShuffled, 0,
                 getenv("TRACE_VARLEN") != nullptr);
   for (int i = 0; i < 3; ++i) d.decode(0);
