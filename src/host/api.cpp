@@ -78,16 +78,18 @@ int dense_kernel_variant() {
 // where its grid can be resident at once (kernels/common/merge.cuh), which
 // measured as fast or slower on every benchmark shape on an H200
 // (bench/NOTES.md, 2026-12-01, second session). Read on every call.
-// Unset (the default): the pair merge where a kv head has at most two
-// 64-row tiles (s_q * h_q / h_kv <= 128), the combine kernel otherwise.
+// Unset (the default): the pair merge where a kv head has at most four
+// 64-row tiles (s_q * h_q / h_kv <= 256), the combine kernel otherwise.
 // Measured on an H200 in one call, two rounds (bench/NOTES.md, 2026-12-02,
 // fifth session): pair against combine b128 s_q1 h128 -1.7%, h64 -2.2%,
-// h16 +0.4%, s_q2 h128 (four row tiles) s_k8192 +2%.
+// h16 +0.4%, s_q2 h128 (four row tiles) s_k8192 +2%; on an H100
+// (2026-12-07), s_q2 h128 s_k4096 -5%, s_k8192 -1%, causal s_k4096 0, so
+// four row tiles pair too. Taller shapes were not measured.
 enum { kMergeCombine = 0, kMergeInKernel = 1, kMergePair = 2, kMergeByShape = 3 };
 int merge_mode() { return env_choice("OPENMLA_MERGE", {"combine", "kernel", "pair"}, kMergeByShape); }
 int merge_for_shape(int mode, int row_tiles) {
   if (mode != kMergeByShape) return mode;
-  return row_tiles <= 2 ? kMergePair : kMergeCombine;
+  return row_tiles <= 4 ? kMergePair : kMergeCombine;
 }
 
 // OPENMLA_MULTICAST=0|1|force: whether the seesaw kernel's row-tile pairs

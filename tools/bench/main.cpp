@@ -610,7 +610,7 @@ bool write_json(const std::string& path, const std::string& device, const std::s
   j += "  \"date\": " + json_string(date) + ",\n";
   j += "  \"commit\": " + json_string(commit) + ",\n";
   const char* merge = std::getenv("OPENMLA_MERGE");  // where split requests were merged (src/host/api.cpp)
-  j += "  \"merge\": " + json_string(merge && *merge ? merge : "by shape (pair <= 2 row tiles, else combine)") + ",\n";
+  j += "  \"merge\": " + json_string(merge && *merge ? merge : "by shape (pair <= 4 row tiles, else combine)") + ",\n";
   const char* multicast = std::getenv("OPENMLA_MULTICAST");  // row-tile pairs sharing copies (default on)
   j += "  \"multicast\": " + json_string(multicast && *multicast ? multicast : "1") + ",\n";
   j += "  \"ceilings\": {\"hbm_gbps\": " + json_number(ceilings.hbm_gbps) +
