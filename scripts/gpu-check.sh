@@ -69,7 +69,7 @@ if has tests; then
     note "gpu tests, OPENMLA_MERGE=kernel: ok"; else note "gpu tests, OPENMLA_MERGE=kernel: FAILED"; status=1; fi
   grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-fused.log" | head -10 | tee -a "$summary"
   # The default merges two-segment requests in the decode kernel where a kv
-  # head has <= 2 row tiles; the whole suite again with one way forced for
+  # head has <= 4 row tiles; the whole suite again with one way forced for
   # every shape (MERGE_RUN=combine by default; =pair covers the taller shapes;
   # MERGE_FILTER narrows it).
   # Column halves off there too: the default uses them on every grid that
