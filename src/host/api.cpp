@@ -83,8 +83,9 @@ int dense_kernel_variant() {
 // Measured on an H200 in one call, two rounds (bench/NOTES.md, 2026-12-02,
 // fifth session): pair against combine b128 s_q1 h128 -1.7%, h64 -2.2%,
 // h16 +0.4%, s_q2 h128 (four row tiles) s_k8192 +2%; on an H100
-// (2026-12-07), s_q2 h128 s_k4096 -5%, s_k8192 -1%, causal s_k4096 0, so
-// four row tiles pair too. Taller shapes were not measured.
+// (2026-12-07), s_q2 h128 s_k4096 -4.8% (quick runs; -0.9% in full ones),
+// causal -2.8% (-0.6%), s_k8192 -0.9%, so four row tiles pair too. Taller
+// shapes were not measured.
 enum { kMergeCombine = 0, kMergeInKernel = 1, kMergePair = 2, kMergeByShape = 3 };
 int merge_mode() { return env_choice("OPENMLA_MERGE", {"combine", "kernel", "pair"}, kMergeByShape); }
 int merge_for_shape(int mode, int row_tiles) {

@@ -60,7 +60,7 @@ HbmCeiling measure_hbm(size_t copy_bytes, int warmup, int repeats, cudaStream_t 
   for (int i = 0; i < warmup; ++i)
     BENCH_CUDA(cudaMemcpyAsync(dst.get(), src.get(), copy_bytes, cudaMemcpyDeviceToDevice, stream));
   BENCH_CUDA(cudaStreamSynchronize(stream));  // the clock samples cover only the timed copies
-  if (clocks) clocks->start();
+  ClockSampler::Window window(clocks);
   EventPairs ev(repeats);
   for (int i = 0; i < repeats; ++i) {
     BENCH_CUDA(cudaEventRecord(ev.start(i), stream));
@@ -68,7 +68,7 @@ HbmCeiling measure_hbm(size_t copy_bytes, int warmup, int repeats, cudaStream_t 
     BENCH_CUDA(cudaEventRecord(ev.stop(i), stream));
   }
   BENCH_CUDA(cudaStreamSynchronize(stream));
-  if (clocks) *clock_stats = clocks->stop();
+  *clock_stats = window.stop();
   const double ms = median(ev.elapsed_ms());
   HbmCeiling c;
   c.copy_bytes = copy_bytes;
@@ -97,7 +97,7 @@ double measure_tensor_tflops(bool fp16, int n, int warmup, int repeats, cudaStre
   };
   for (int i = 0; i < warmup; ++i) gemm();
   BENCH_CUDA(cudaStreamSynchronize(stream));
-  if (clocks) clocks->start();
+  ClockSampler::Window window(clocks);
   EventPairs ev(repeats);
   for (int i = 0; i < repeats; ++i) {
     BENCH_CUDA(cudaEventRecord(ev.start(i), stream));
@@ -105,7 +105,7 @@ double measure_tensor_tflops(bool fp16, int n, int warmup, int repeats, cudaStre
     BENCH_CUDA(cudaEventRecord(ev.stop(i), stream));
   }
   BENCH_CUDA(cudaStreamSynchronize(stream));
-  if (clocks) *clock_stats = clocks->stop();
+  *clock_stats = window.stop();
   const double ms = median(ev.elapsed_ms());
   return 2.0 * (double)n * n * n / (ms * 1e-3) / 1e12;
 }

@@ -19,7 +19,7 @@ struct HbmCeiling {
 // Device-to-device cudaMemcpyAsync of `copy_bytes` (4 GiB by default; halved
 // while the device lacks the memory for source + destination), timed with
 // CUDA events: `warmup` untimed copies, then the median of `repeats`.
-// `clocks` (may be null) samples the timed part into *clock_stats.
+// `clocks` (may be null) samples the timed part into *clock_stats (not null).
 HbmCeiling measure_hbm(size_t copy_bytes, int warmup, int repeats, cudaStream_t stream, ClockSampler* clocks,
                        ClockStats* clock_stats);
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <system_error>
 
 namespace bench {
 
@@ -14,7 +15,6 @@ namespace {
 using NvmlDevice = void*;
 struct Nvml {
   int (*init)() = nullptr;
-  int (*shutdown)() = nullptr;
   int (*by_pci)(const char*, NvmlDevice*) = nullptr;
   int (*clock)(NvmlDevice, int, unsigned*) = nullptr;
   int (*power)(NvmlDevice, unsigned*) = nullptr;
@@ -24,7 +24,8 @@ struct Nvml {
 
 constexpr int kNvmlClockSm = 1;  // NVML_CLOCK_SM
 
-// Loaded once a process; never unloaded (NVML's init is reference counted).
+// Loaded and initialised once a process; never shut down or unloaded (the
+// process ends soon after the last window).
 const Nvml& nvml() {
   static const Nvml n = [] {
     Nvml m;
@@ -32,14 +33,13 @@ const Nvml& nvml() {
     if (!lib) return m;
     auto sym = [&](const char* name) { return dlsym(lib, name); };
     m.init = reinterpret_cast<int (*)()>(sym("nvmlInit_v2"));
-    m.shutdown = reinterpret_cast<int (*)()>(sym("nvmlShutdown"));
     m.by_pci = reinterpret_cast<int (*)(const char*, NvmlDevice*)>(sym("nvmlDeviceGetHandleByPciBusId_v2"));
     m.clock = reinterpret_cast<int (*)(NvmlDevice, int, unsigned*)>(sym("nvmlDeviceGetClockInfo"));
     m.power = reinterpret_cast<int (*)(NvmlDevice, unsigned*)>(sym("nvmlDeviceGetPowerUsage"));
     void* r = sym("nvmlDeviceGetCurrentClocksEventReasons");
     if (!r) r = sym("nvmlDeviceGetCurrentClocksThrottleReasons");  // drivers before 535
     m.reasons = reinterpret_cast<int (*)(NvmlDevice, unsigned long long*)>(r);
-    m.ok = m.init && m.shutdown && m.by_pci && m.clock && m.init() == 0;
+    m.ok = m.init && m.by_pci && m.clock && m.init() == 0;
     return m;
   }();
   return n;
@@ -55,8 +55,11 @@ std::string clock_reason_names(unsigned long long reasons) {
                 {0x8, "hw slowdown"},    {0x10, "sync boost"},  {0x20, "sw thermal"},
                 {0x40, "hw thermal"},    {0x80, "power brake"}, {0x100, "display clocks"}};
   std::string s;
-  for (const auto& n : kNames)
-    if (reasons & n.bit) s += (s.empty() ? "" : ",") + std::string(n.name);
+  for (const auto& n : kNames) {
+    if (!(reasons & n.bit)) continue;
+    if (!s.empty()) s += ',';
+    s += n.name;
+  }
   return s;
 }
 
@@ -71,10 +74,15 @@ ClockSampler::~ClockSampler() {
 }
 
 void ClockSampler::start() {
-  if (!device_ || running_) return;
+  if (!device_) return;
+  if (running_) stop();
   samples_.clear();
   running_ = true;
-  thread_ = std::thread([this] { run(); });
+  try {
+    thread_ = std::thread([this] { run(); });
+  } catch (const std::system_error&) {
+    running_ = false;  // no thread: this window reads nothing
+  }
 }
 
 void ClockSampler::run() {
@@ -94,7 +102,7 @@ ClockStats ClockSampler::stop() {
   ClockStats st;
   if (!running_) return st;
   running_ = false;
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
   if (samples_.empty()) return st;
   std::vector<unsigned> mhz;
   double power = 0;
@@ -111,7 +119,7 @@ ClockStats ClockSampler::stop() {
   st.samples = (int)mhz.size();
   st.sm_mhz_median = mhz.size() % 2 ? mhz[mhz.size() / 2] : 0.5 * (mhz[mhz.size() / 2 - 1] + mhz[mhz.size() / 2]);
   st.sm_mhz_min = mhz.front();
-  st.power_w_mean = with_power ? power / with_power : 0;
+  st.power_w_trailing = with_power ? power / with_power : 0;
   return st;
 }
 

@@ -17,7 +17,10 @@ struct ClockStats {
   int samples = 0;          // 0: nothing read (no NVML, or too short a window)
   double sm_mhz_median = 0;  // SM clock, median of the samples
   double sm_mhz_min = 0;
-  double power_w_mean = 0;  // board power (NVML's own averaging window)
+  // Board power as nvmlDeviceGetPowerUsage gives it: on Hopper a trailing
+  // average over about a second, so for a window of tens of milliseconds it
+  // mostly shows what ran before (0: not read).
+  double power_w_trailing = 0;
   unsigned long long reasons = 0;  // OR of the clock-event (throttle) reasons seen
 };
 
@@ -35,8 +38,31 @@ class ClockSampler {
   ClockSampler& operator=(const ClockSampler&) = delete;
 
   bool available() const { return device_ != nullptr; }
+  // A start() while running drops what the earlier window sampled.
   void start();
   ClockStats stop();
+
+  // Stops the sampler when it leaves scope (a throw between start and stop
+  // must not leave it sampling into the next window); null does nothing.
+  class Window {
+   public:
+    explicit Window(ClockSampler* s) : s_(s) {
+      if (s_) s_->start();
+    }
+    ~Window() {
+      if (s_) s_->stop();
+    }
+    ClockStats stop() {
+      ClockSampler* s = s_;
+      s_ = nullptr;
+      return s ? s->stop() : ClockStats{};
+    }
+    Window(const Window&) = delete;
+    Window& operator=(const Window&) = delete;
+
+   private:
+    ClockSampler* s_;
+  };
 
  private:
   struct Sample {

@@ -257,10 +257,10 @@ std::string fmt(const char* f, double v) {
 }
 
 std::string clock_text(const ClockStats& c) {
-  char buf[192];
-  std::snprintf(buf, sizeof buf, "SM clock %.0f MHz (min %.0f, %d samples), %.0f W%s%s", c.sm_mhz_median,
-                c.sm_mhz_min, c.samples, c.power_w_mean, c.reasons ? "; clock events: " : "",
-                clock_reason_names(c.reasons).c_str());
+  char buf[224];
+  const std::string power = c.power_w_trailing > 0 ? fmt(", board power %.0f W (NVML's ~1 s average)", c.power_w_trailing) : "";
+  std::snprintf(buf, sizeof buf, "SM clock %.0f MHz (min %.0f, %d samples)%s%s%s", c.sm_mhz_median, c.sm_mhz_min,
+                c.samples, power.c_str(), c.reasons ? "; clock events: " : "", clock_reason_names(c.reasons).c_str());
   return buf;
 }
 
@@ -485,14 +485,14 @@ void run_case(const CaseSpec& spec, const Options& opt, const Ceilings& ceilings
     for (int k = 0; k < warmup; ++k) BENCH_CUDA(cudaGraphLaunch(execs.execs[k % graphs], stream));
     BENCH_CUDA(cudaStreamSynchronize(stream));
     EventPairs ev(opt.repeats);
-    clocks->start();
+    ClockSampler::Window window(clocks);
     for (int k = 0; k < opt.repeats; ++k) {
       BENCH_CUDA(cudaEventRecord(ev.start(k), stream));
       BENCH_CUDA(cudaGraphLaunch(execs.execs[k % graphs], stream));
       BENCH_CUDA(cudaEventRecord(ev.stop(k), stream));
     }
     BENCH_CUDA(cudaStreamSynchronize(stream));
-    res->clocks = clocks->stop();
+    res->clocks = window.stop();
     const std::vector<double> ms = ev.elapsed_ms();
     const double med = median(ms);
     res->us = med * 1000.0 / kStepsPerGraph;
@@ -543,9 +543,9 @@ void print_table(const std::string& device, const std::string& commit, const std
               "bf16 tensor %.1f TFLOP/s (cuBLAS 8192^3 GEMM; fp16 %.1f)\n\n",
               ceilings.hbm_gbps, copy_bytes / 1073741824.0, ceilings.bf16_tflops, ceilings.fp16_tflops);
   if (ceilings.bf16_clocks.samples > 0)
-    std::printf("SM clock during the ceilings: HBM copy %s MHz, bf16 GEMM %s MHz (%.0f W), fp16 GEMM %s MHz\n\n",
+    std::printf("SM clock during the ceilings: HBM copy %s MHz, bf16 GEMM %s MHz, fp16 GEMM %s MHz\n\n",
                 mhz_cell(ceilings.hbm_clocks).c_str(), mhz_cell(ceilings.bf16_clocks).c_str(),
-                ceilings.bf16_clocks.power_w_mean, mhz_cell(ceilings.fp16_clocks).c_str());
+                mhz_cell(ceilings.fp16_clocks).c_str());
   std::printf("| case | s̄_k | µs | TFLOP/s | GB/s | %% HBM | %% tensor | max_abs_err | check | SM MHz |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
   for (const CaseResult& r : results) {
@@ -594,11 +594,12 @@ std::string json_number(double v, bool valid = true) {
   return b;
 }
 
-// The SM clock and power while a figure was timed (null: not read).
+// The SM clock while a figure was timed, the clock events seen, and NVML's
+// trailing-average board power (null: not read).
 std::string json_clocks(const ClockStats& c) {
   if (c.samples <= 0) return "null";
   return "{\"sm_mhz_median\": " + json_number(c.sm_mhz_median) + ", \"sm_mhz_min\": " + json_number(c.sm_mhz_min) +
-         ", \"power_w_mean\": " + json_number(c.power_w_mean, c.power_w_mean > 0) +
+         ", \"power_w_trailing\": " + json_number(c.power_w_trailing, c.power_w_trailing > 0) +
          ", \"samples\": " + std::to_string(c.samples) + ", \"events\": " + json_string(clock_reason_names(c.reasons)) +
          "}";
 }
@@ -762,7 +763,8 @@ int main(int argc, char** argv) {
     char pci[32] = {0};
     if (cudaDeviceGetPCIBusId(pci, sizeof pci, 0) != cudaSuccess) pci[0] = 0;
     clocks = std::make_unique<ClockSampler>(pci);
-    if (!clocks->available()) progress("no SM clock readings (NVML not loaded): the clock columns stay empty");
+    if (!clocks->available())
+      progress("no SM clock readings (NVML missing, or it does not know GPU %s): the clock columns stay empty", pci);
 
     progress("measuring the HBM ceiling (device-to-device copy)...");
     const HbmCeiling hbm =
