@@ -6,7 +6,8 @@
 //   nvcc -std=c++17 -gencode=arch=compute_90a,code=sm_90a -I include -I src \
 //        tools/dev/seesaw_trace.cu /tmp/build-trace/libopenmla.a -o seesaw_trace
 // Run: seesaw_trace [h_q=128] [batch=128] [s_k=4096] [s_q=1]; TRACE_FROM=i averages pairs i..i+19,
-// TRACE_ALL=1 prints the first pairs from kernel entry, TRACE_SHARED=1 puts the whole cache in L2.
+// TRACE_ALL=1 prints the first pairs from kernel entry, TRACE_SHARED=1 puts the whole cache in L2,
+// TRACE_WARM=n traces the last of n back-to-back launches.
 #include <algorithm>
 #include <vector>
 
@@ -89,7 +90,10 @@ int main(int argc, char** argv) {
   const int s_q = argc > 4 ? atoi(argv[4]) : 1;
   DecodeSetup d(b, s_q, h_q, sk, getenv("TRACE_SHARED") ? TableKind::kShared : TableKind::kShuffled, 0,
                 getenv("TRACE_VARLEN") != nullptr);
-  for (int i = 0; i < 3; ++i) d.decode(0);
+  // TRACE_WARM=n: n launches back to back (the last one is traced), to see
+  // the loop under the sustained load of a graph-timed run (default 3).
+  const int warm = getenv("TRACE_WARM") ? std::max(1, atoi(getenv("TRACE_WARM"))) : 3;
+  for (int i = 0; i < warm; ++i) d.decode(0);
   cudaDeviceSynchronize();
   if (getenv("TRACE_CTAS")) return print_ctas();
   static long long t[2][64][16];
