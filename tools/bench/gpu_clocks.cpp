@@ -6,6 +6,8 @@
 #include <chrono>
 #include <system_error>
 
+#include "common.h"
+
 namespace bench {
 
 namespace {
@@ -69,9 +71,7 @@ ClockSampler::ClockSampler(const std::string& pci_bus_id, int period_us) : perio
   if (n.ok && !pci_bus_id.empty() && n.by_pci(pci_bus_id.c_str(), &d) == 0) device_ = d;
 }
 
-ClockSampler::~ClockSampler() {
-  if (running_) stop();
-}
+ClockSampler::~ClockSampler() { stop(); }
 
 void ClockSampler::start() {
   if (!device_) return;
@@ -104,7 +104,7 @@ ClockStats ClockSampler::stop() {
   running_ = false;
   if (thread_.joinable()) thread_.join();
   if (samples_.empty()) return st;
-  std::vector<unsigned> mhz;
+  std::vector<double> mhz;
   double power = 0;
   int with_power = 0;
   for (const Sample& s : samples_) {
@@ -115,10 +115,9 @@ ClockStats ClockSampler::stop() {
     }
     st.reasons |= s.reasons;
   }
-  std::sort(mhz.begin(), mhz.end());
   st.samples = (int)mhz.size();
-  st.sm_mhz_median = mhz.size() % 2 ? mhz[mhz.size() / 2] : 0.5 * (mhz[mhz.size() / 2 - 1] + mhz[mhz.size() / 2]);
-  st.sm_mhz_min = mhz.front();
+  st.sm_mhz_median = median(mhz);
+  st.sm_mhz_min = *std::min_element(mhz.begin(), mhz.end());
   st.power_w_trailing = with_power ? power / with_power : 0;
   return st;
 }
