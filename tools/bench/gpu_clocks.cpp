@@ -21,6 +21,7 @@ struct Nvml {
   int (*clock)(NvmlDevice, int, unsigned*) = nullptr;
   int (*power)(NvmlDevice, unsigned*) = nullptr;
   int (*reasons)(NvmlDevice, unsigned long long*) = nullptr;
+  int (*energy)(NvmlDevice, unsigned long long*) = nullptr;  // mJ since the driver loaded
   bool ok = false;
 };
 
@@ -41,6 +42,7 @@ const Nvml& nvml() {
     void* r = sym("nvmlDeviceGetCurrentClocksEventReasons");
     if (!r) r = sym("nvmlDeviceGetCurrentClocksThrottleReasons");  // drivers before 535
     m.reasons = reinterpret_cast<int (*)(NvmlDevice, unsigned long long*)>(r);
+    m.energy = reinterpret_cast<int (*)(NvmlDevice, unsigned long long*)>(sym("nvmlDeviceGetTotalEnergyConsumption"));
     m.ok = m.init && m.by_pci && m.clock && m.init() == 0;
     return m;
   }();
@@ -73,10 +75,19 @@ ClockSampler::ClockSampler(const std::string& pci_bus_id, int period_us) : perio
 
 ClockSampler::~ClockSampler() { stop(); }
 
+long long ClockSampler::energy_mj() const {
+  const Nvml& n = nvml();
+  unsigned long long mj = 0;
+  if (!device_ || !n.energy || n.energy(device_, &mj) != 0) return -1;
+  return (long long)mj;
+}
+
 void ClockSampler::start() {
   if (!device_) return;
   if (running_) stop();
   samples_.clear();
+  energy_start_mj_ = energy_mj();
+  t_start_ = std::chrono::steady_clock::now();
   running_ = true;
   try {
     thread_ = std::thread([this] { run(); });
@@ -102,6 +113,9 @@ ClockStats ClockSampler::stop() {
   ClockStats st;
   if (!running_) return st;
   running_ = false;
+  const long long e1 = energy_mj();
+  st.window_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start_).count();
+  if (energy_start_mj_ >= 0 && e1 >= energy_start_mj_) st.energy_j = (e1 - energy_start_mj_) / 1000.0;
   if (thread_.joinable()) thread_.join();
   if (samples_.empty()) return st;
   std::vector<double> mhz;

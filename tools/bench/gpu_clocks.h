@@ -7,6 +7,7 @@
 #define OPENMLA_TOOLS_BENCH_GPU_CLOCKS_H_
 
 #include <atomic>
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +23,13 @@ struct ClockStats {
   // mostly shows what ran before (0: not read).
   double power_w_trailing = 0;
   unsigned long long reasons = 0;  // OR of the clock-event (throttle) reasons seen
+  // Board energy over the window (nvmlDeviceGetTotalEnergyConsumption, read
+  // at start and stop; the counter itself updates every few ms, so a window
+  // of tens of ms reads it to a few percent) and the window's length;
+  // energy_j < 0: not read.
+  double energy_j = -1;
+  double window_s = 0;
+  double power_w_window() const { return energy_j >= 0 && window_s > 0 ? energy_j / window_s : 0; }
 };
 
 // Names of the reasons that bit set carries, comma-separated ("" if none).
@@ -71,12 +79,15 @@ class ClockSampler {
     unsigned long long reasons;
   };
   void run();
+  long long energy_mj() const;  // -1: not read
 
   void* device_ = nullptr;  // nvmlDevice_t
   int period_us_;
   std::atomic<bool> running_{false};
   std::thread thread_;
   std::vector<Sample> samples_;
+  long long energy_start_mj_ = -1;
+  std::chrono::steady_clock::time_point t_start_;
 };
 
 }  // namespace bench

@@ -257,10 +257,13 @@ std::string fmt(const char* f, double v) {
 }
 
 std::string clock_text(const ClockStats& c) {
-  char buf[224];
+  char buf[288];
   const std::string power = c.power_w_trailing > 0 ? fmt(", board power %.0f W (NVML's ~1 s average)", c.power_w_trailing) : "";
-  std::snprintf(buf, sizeof buf, "SM clock %.0f MHz (min %.0f, %d samples)%s%s%s", c.sm_mhz_median, c.sm_mhz_min,
-                c.samples, power.c_str(), c.reasons ? "; clock events: " : "", clock_reason_names(c.reasons).c_str());
+  const std::string window =
+      c.energy_j >= 0 ? fmt(", %.0f W over the window", c.power_w_window()) : "";
+  std::snprintf(buf, sizeof buf, "SM clock %.0f MHz (min %.0f, %d samples)%s%s%s%s", c.sm_mhz_median, c.sm_mhz_min,
+                c.samples, window.c_str(), power.c_str(), c.reasons ? "; clock events: " : "",
+                clock_reason_names(c.reasons).c_str());
   return buf;
 }
 
@@ -280,6 +283,7 @@ struct CaseResult {
   double rotated_mb = 0;  // distinct bytes touched by one graph replay
   CheckResult check;
   ClockStats clocks;  // during the timed replays
+  double mj_per_step = -1;  // board energy a step over the timed replays (-1: not read)
   std::string error;
 };
 
@@ -507,7 +511,10 @@ void run_case(const CaseSpec& spec, const Options& opt, const Ceilings& ceilings
              *std::min_element(ms.begin(), ms.end()) * 1000.0 / kStepsPerGraph,
              *std::max_element(ms.begin(), ms.end()) * 1000.0 / kStepsPerGraph, res->tflops,
              res->gbps, res->pct_hbm, res->pct_tensor);
-    if (res->clocks.samples > 0) progress("  %s", clock_text(res->clocks).c_str());
+    if (res->clocks.energy_j >= 0) res->mj_per_step = 1000.0 * res->clocks.energy_j / (opt.repeats * kStepsPerGraph);
+    if (res->clocks.samples > 0)
+      progress("  %s%s", clock_text(res->clocks).c_str(),
+               res->mj_per_step >= 0 ? fmt("; %.1f mJ a step", res->mj_per_step).c_str() : "");
   }  // device memory of this case freed here
 
   if (do_check) {
@@ -600,6 +607,9 @@ std::string json_clocks(const ClockStats& c) {
   if (c.samples <= 0) return "null";
   return "{\"sm_mhz_median\": " + json_number(c.sm_mhz_median) + ", \"sm_mhz_min\": " + json_number(c.sm_mhz_min) +
          ", \"power_w_trailing\": " + json_number(c.power_w_trailing, c.power_w_trailing > 0) +
+         ", \"energy_j\": " + json_number(c.energy_j, c.energy_j >= 0) +
+         ", \"power_w_window\": " + json_number(c.power_w_window(), c.energy_j >= 0) +
+         ", \"window_s\": " + json_number(c.window_s) +
          ", \"samples\": " + std::to_string(c.samples) + ", \"events\": " + json_string(clock_reason_names(c.reasons)) +
          "}";
 }
@@ -637,6 +647,7 @@ bool write_json(const std::string& path, const std::string& device, const std::s
          ", \"pct_tensor\": " + json_number(r.pct_tensor, r.ran);
     j += ", \"max_abs_err\": " + json_number(r.max_abs_err, r.checked);
     j += ", \"clocks\": " + json_clocks(r.clocks);
+    j += ", \"mj_per_step\": " + json_number(r.mj_per_step, r.mj_per_step >= 0);
     // An unchecked case (--no-check) is neither passed nor failed: null.
     j += std::string(", \"pass\": ") +
          (!r.error.empty() ? "false" : !r.checked ? "null" : r.pass ? "true" : "false");

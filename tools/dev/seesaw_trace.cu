@@ -18,7 +18,8 @@ extern "C" void openmla_debug_seesaw_cta(long long* host);
 
 // TRACE_CTAS=1: every CTA's entry, first landed group and loop end (globaltimer,
 // ns from the earliest entry), against its blocks and segments, and how long
-// its last segment's epilogue took, by what it wrote.
+// its last segment's epilogue took, by what it wrote; the SM clock over
+// each CTA's run (its clock64 cycles over its globaltimer ns).
 static int print_ctas() {
   constexpr int kCtas = 1024;  // the kernel's kTraceCtas (8 slots a CTA)
   static long long c[kCtas][8];
@@ -34,8 +35,9 @@ static int print_ctas() {
     printf("no CTA with work recorded (a build without -DOPENMLA_SEESAW_TRACE?)\n");
     return 1;
   }
-  std::vector<double> entry, first, end, blocks;
+  std::vector<double> entry, first, end, blocks, mhz;
   for (int i : work) {
+    if (c[i][2] > c[i][0]) mhz.push_back(1e3 * c[i][7] / (double)(c[i][2] - c[i][0]));
     entry.push_back((c[i][0] - t0) * 1e-3);
     first.push_back((c[i][1] - t0) * 1e-3);
     end.push_back((c[i][2] - t0) * 1e-3);
@@ -52,6 +54,7 @@ static int print_ctas() {
   pct(first, "first group landed");
   pct(end, "loop end");
   pct(blocks, "blocks a part");
+  if (!mhz.empty()) pct(mhz, "SM MHz entry->end");
   // How the loop end follows the work: us per block by least squares.
   double mb = 0, me = 0;
   for (size_t k = 0; k < work.size(); ++k) mb += blocks[k], me += end[k];

@@ -534,6 +534,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   static_assert(!kSteal || (!kMulticast && !kHalves && !kFusedMerge), "stealing is written for the plain grid");
   TRACE_AT(0, 15);
   TRACE_CTA(0, ptx::globaltimer());
+  TRACE_CTA(7, clock64());  // the loop end turns it into the cycles since entry
   TRACE_CTA(3, -1);
   ptx::griddep_launch_dependents();  // the combine may launch: it waits on this grid
   extern __shared__ unsigned char smem_raw[];
@@ -1216,6 +1217,12 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 #undef OPENMLA_SEESAW_NEXT
   TRACE_CTA(2, ptx::globaltimer());
+#ifdef OPENMLA_SEESAW_TRACE
+  if (threadIdx.x == 0 && blockIdx.y * gridDim.x + blockIdx.x < kTraceCtas) {
+    long long* c7 = &g_seesaw_cta[blockIdx.y * gridDim.x + blockIdx.x][7];
+    *c7 = clock64() - *c7;
+  }
+#endif
   // The peer may still arrive on this CTA's empty barriers.
   if constexpr (kMulticast) ptx::cluster_sync();
 
