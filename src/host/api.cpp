@@ -107,9 +107,12 @@ int multicast_mode() { return env_choice("OPENMLA_MULTICAST", {"0", "1", "force"
 // and makes a call to another kernel fail. Read on every call.
 int split_columns_mode() { return env_choice("OPENMLA_SPLIT_COLUMNS", {"0", "1", "force"}, 1); }
 
-// OPENMLA_PDL=0|1: whether the combine kernel starts as a programmatic
-// dependent of the decode kernel (default 1; 0 for A/B runs). Read on every call.
-int pdl_mode() { return env_choice("OPENMLA_PDL", {"0", "1"}, 1); }
+// OPENMLA_PDL=0|1|2: whether the combine kernel starts as a programmatic
+// dependent of the decode kernel (1, the default; 0 for A/B runs), and with 2
+// the seesaw decode kernel too of whatever kernel runs before it in the
+// stream (its launch and CTA setup overlap that kernel's tail; it waits for
+// it before touching memory). Read on every call.
+int pdl_mode() { return env_choice("OPENMLA_PDL", {"0", "1", "2"}, 1); }
 
 // OPENMLA_STEAL=0|1: whether a seesaw CTA of the plain grid whose walk ends
 // takes blocks from the end of a part still running (default 0: measured
@@ -262,7 +265,7 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   if (split_columns < 0)
     return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_SPLIT_COLUMNS: must be '0', '1' or 'force' when set");
   const int pdl = pdl_mode();
-  if (pdl < 0) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_PDL: must be '0' or '1' when set");
+  if (pdl < 0) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_PDL: must be '0', '1' or '2' when set");
   const int steal = steal_mode();
   if (steal < 0) return make_error(OPENMLA_ERROR_INVALID_ARGUMENT, "OPENMLA_STEAL: must be '0', '1', '2' or '3' when set");
   const int steal_delay = steal_delay_ns();

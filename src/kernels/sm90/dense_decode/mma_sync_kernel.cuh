@@ -72,6 +72,7 @@ __device__ __forceinline__ void load_q_tile(const DenseDecodeParams& p, T* dst, 
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads, 1) dense_decode_kernel(const DenseDecodeParams p) {
+  ptx::griddep_wait();  // a no-op unless launched as a programmatic dependent
   ptx::griddep_launch_dependents();  // the combine may launch: it waits on this grid
   extern __shared__ __align__(128) unsigned char smem_raw[];
   T* sQ = reinterpret_cast<T*>(smem_raw);

@@ -536,6 +536,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   TRACE_CTA(0, ptx::globaltimer());
   TRACE_CTA(7, clock64());  // the loop end turns it into the cycles since entry
   TRACE_CTA(3, -1);
+  // Launched as a programmatic dependent (OPENMLA_PDL=2), nothing global is
+  // read or written before the kernel before it is done; only then may the
+  // combine launch (it reads the plan before its own wait).
+  ptx::griddep_wait();
   ptx::griddep_launch_dependents();  // the combine may launch: it waits on this grid
   extern __shared__ unsigned char smem_raw[];
   // Aligned by an offset on the array, not through an integer cast: the

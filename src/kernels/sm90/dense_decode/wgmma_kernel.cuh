@@ -95,6 +95,7 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads, 1)
     dense_decode_wgmma_kernel(const __grid_constant__ CUtensorMap tmap, const DenseDecodeParams p,
                               int evict_first) {
+  ptx::griddep_wait();  // a no-op unless launched as a programmatic dependent
   ptx::griddep_launch_dependents();  // the combine may launch: it waits on this grid
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem = reinterpret_cast<unsigned char*>(

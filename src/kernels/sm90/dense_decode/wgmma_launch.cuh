@@ -113,11 +113,12 @@ inline bool fused_merge_fits(const DenseDecodeParams& p, dim3 grid) {
 
 // The seesaw grid as clusters of 2 along x (the row tiles of a kv head, or a
 // tile's two column halves): the launch configuration for cudaLaunchKernelEx
-// and the occupancy query. Not copyable: cfg points at attr.
+// and the occupancy query; `pdl`: a programmatic dependent of the kernel
+// before it. Not copyable: cfg points at attr.
 struct PairedClusterConfig {
-  cudaLaunchAttribute attr[1];
+  cudaLaunchAttribute attr[2];
   cudaLaunchConfig_t cfg{};
-  PairedClusterConfig(dim3 grid, int smem, cudaStream_t stream) {
+  PairedClusterConfig(dim3 grid, int smem, cudaStream_t stream, bool pdl = false) {
     attr[0].id = cudaLaunchAttributeClusterDimension;
     attr[0].val.clusterDim.x = 2;
     attr[0].val.clusterDim.y = 1;
@@ -128,6 +129,11 @@ struct PairedClusterConfig {
     cfg.stream = stream;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
+    if (pdl) {
+      attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+      attr[1].val.programmaticStreamSerializationAllowed = 1;
+      cfg.numAttrs = 2;
+    }
   }
   PairedClusterConfig(const PairedClusterConfig&) = delete;
   PairedClusterConfig& operator=(const PairedClusterConfig&) = delete;
@@ -270,13 +276,23 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
     // Tail stealing runs on the plain grid only (its own instantiation).
     if (p.multicast || halves) p.steal = 0;
     if (p.multicast) {
-      const PairedClusterConfig c(grid, smem, stream);
+      const PairedClusterConfig c(grid, smem, stream, p.pdl == 2);
       err = cudaLaunchKernelEx(&c.cfg, seesaw_fn<T>(true, halves), map4, map1, mapq, p, evict_first, q_tma);
       if (err != cudaSuccess) return err;
       return cudaGetLastError();
     }
-    seesaw_fn<T>(false, halves, p.steal != 0)<<<grid, kThreads, smem, stream>>>(map4, map1, mapq, p, evict_first,
-                                                                                q_tma);
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(kThreads);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    cfg.attrs = attr;
+    cfg.numAttrs = p.pdl == 2 ? 1 : 0;
+    err = cudaLaunchKernelEx(&cfg, seesaw_fn<T>(false, halves, p.steal != 0), map4, map1, mapq, p, evict_first, q_tma);
+    if (err != cudaSuccess) return err;
   } else {
     CUtensorMap map;
     err = make_cache_tmap<T>(p, num_blocks, &map);
