@@ -107,12 +107,12 @@ int multicast_mode() { return env_choice("OPENMLA_MULTICAST", {"0", "1", "force"
 // and makes a call to another kernel fail. Read on every call.
 int split_columns_mode() { return env_choice("OPENMLA_SPLIT_COLUMNS", {"0", "1", "force"}, 1); }
 
-// OPENMLA_PDL=0|1|2: whether the combine kernel starts as a programmatic
-// dependent of the decode kernel (1, the default; 0 for A/B runs), and with 2
-// the seesaw decode kernel too of whatever kernel runs before it in the
-// stream (its launch and CTA setup overlap that kernel's tail; it waits for
-// it before touching memory). Read on every call.
-int pdl_mode() { return env_choice("OPENMLA_PDL", {"0", "1", "2"}, 1); }
+// OPENMLA_PDL=0|1|2: 2 (the default): the seesaw decode kernel starts as a
+// programmatic dependent of whatever kernel runs before it in the stream
+// (its launch and CTA setup overlap that kernel's tail; it waits for it
+// before touching memory) and the combine as one of the decode kernel;
+// 1: the combine only; 0: neither (A/B runs). Read on every call.
+int pdl_mode() { return env_choice("OPENMLA_PDL", {"0", "1", "2"}, 2); }
 
 // OPENMLA_STEAL=0|1: whether a seesaw CTA of the plain grid whose walk ends
 // takes blocks from the end of a part still running (default 0: measured

@@ -14,6 +14,8 @@
 
 namespace bench {
 
+constexpr double kMinEnergyWindowS = 0.5;
+
 struct ClockStats {
   int samples = 0;          // 0: nothing read (no NVML, or too short a window)
   double sm_mhz_median = 0;  // SM clock, median of the samples
@@ -24,8 +26,9 @@ struct ClockStats {
   double power_w_trailing = 0;
   unsigned long long reasons = 0;  // OR of the clock-event (throttle) reasons seen
   // Board energy over the window (nvmlDeviceGetTotalEnergyConsumption, read
-  // at start and stop; the counter itself updates every few ms, so a window
-  // of tens of ms reads it to a few percent) and the window's length;
+  // at start and stop) and the window's length. On the H100 the counter
+  // moves in steps of ~100 ms (windows of 50-170 ms read 0 or ~970 W under a
+  // 700 W cap), so only windows of kMinEnergyWindowS or more keep it;
   // energy_j < 0: not read.
   double energy_j = -1;
   double window_s = 0;

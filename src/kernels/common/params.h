@@ -58,8 +58,9 @@ struct DenseDecodeParams {
   // The combine kernel is launched as a programmatic dependent of the decode
   // kernel (its launch and plan reads overlap the decode's tail; it waits on
   // the decode grid before reading partials). OPENMLA_PDL=0 turns it off;
-  // 2: the seesaw decode kernel is also launched as a programmatic dependent
-  // of the kernel before it (it waits for that kernel at entry).
+  // 2 (the default): the seesaw decode kernel is also launched as a
+  // programmatic dependent of the kernel before it (it waits for that kernel
+  // at entry).
   int pdl;
   // A CTA whose part is done takes blocks from the end of a part still
   // running (seesaw kernel, plain grid; the launch clears it elsewhere).

@@ -536,7 +536,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   TRACE_CTA(0, ptx::globaltimer());
   TRACE_CTA(7, clock64());  // the loop end turns it into the cycles since entry
   TRACE_CTA(3, -1);
-  // Launched as a programmatic dependent (OPENMLA_PDL=2), nothing global is
+  // Launched as a programmatic dependent (OPENMLA_PDL=2, the default), nothing global is
   // read or written before the kernel before it is done; only then may the
   // combine launch (it reads the plan before its own wait).
   ptx::griddep_wait();
