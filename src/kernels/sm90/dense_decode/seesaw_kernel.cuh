@@ -532,15 +532,17 @@ __global__ void __launch_bounds__(kThreads, 1)
                                int q_tma) {
   static_assert(!kFusedMerge || (!kMulticast && !kHalves), "the in-kernel merge is written for the plain grid");
   static_assert(!kSteal || (!kMulticast && !kHalves && !kFusedMerge), "stealing is written for the plain grid");
+  // Launched as a programmatic dependent (OPENMLA_PDL=2, the default),
+  // nothing global is read or written (trace stamps included) before the
+  // kernel before it is done. The trigger must follow the wait: the combine
+  // reads the plan before its own wait, safe only once this grid's
+  // predecessors (the planner among them) are complete.
+  ptx::griddep_wait();
+  ptx::griddep_launch_dependents();  // the combine may launch: it waits on this grid
   TRACE_AT(0, 15);
   TRACE_CTA(0, ptx::globaltimer());
   TRACE_CTA(7, clock64());  // the loop end turns it into the cycles since entry
   TRACE_CTA(3, -1);
-  // Launched as a programmatic dependent (OPENMLA_PDL=2, the default), nothing global is
-  // read or written before the kernel before it is done; only then may the
-  // combine launch (it reads the plan before its own wait).
-  ptx::griddep_wait();
-  ptx::griddep_launch_dependents();  // the combine may launch: it waits on this grid
   extern __shared__ unsigned char smem_raw[];
   // Aligned by an offset on the array, not through an integer cast: the
   // pointer keeps the shared address space (LDS/STS, not generic LD/ST).
