@@ -5,6 +5,8 @@
 #   VARIANTS="base: min2:-DOPENMLA_MIN_BLOCKS_PER_PART=2"  (name:defs, space-separated)
 #   CASES="b1_sq1_sk4096_hq128 b8_sq1_sk1024_hq16"       BENCH_ARGS="--quick --no-check"
 #   ROUNDS=2: time the variants in turn, that many times (clocks drift over a call)
+#   Under the 700 W cap (h_q 128) compare joules a step: BENCH_ARGS="--quick --no-check --warmup 5
+#   --repeats 80" gives timed windows long enough for NVML's energy counter (bench/NOTES.md, 2026-12-07).
 #   A variant "name@VAR=value:defs" also runs its bench with that environment;
 #   "name#tree.tar:defs" builds from that tarball instead of this tree (e.g.
 #   `git archive -o main.tar main`, left untracked so it travels with the call).
@@ -46,6 +48,17 @@ for round in $(seq 1 "${ROUNDS:-1}"); do
     env ${envs[$name]} "${dirs[$name]}/tools/openmla-bench" --only-cli "${case_args[@]}" ${BENCH_ARGS:---quick --no-check} \
       --json "$OUT_DIR/ab-$tag.json" > "$OUT_DIR/ab-$tag.log" 2>&1 || echo "$tag: bench FAILED"
     echo "== $tag ${envs[$name]}"
-    grep -E '^\| b' "$OUT_DIR/ab-$tag.log" | cut -d'|' -f2,4,8,9
+    # case | us | % tensor | max_abs_err | SM MHz | W over the window | mJ a step (the last two
+    # only for timed windows of >= 0.5 s, e.g. BENCH_ARGS="--quick --no-check --warmup 5 --repeats 80")
+    python3 - "$OUT_DIR/ab-$tag.json" <<'PY' 2>/dev/null || grep -E '^\| b' "$OUT_DIR/ab-$tag.log" | cut -d'|' -f2,4,8,9,11
+import json, sys
+def cell(v, f):
+    return "-" if v is None else f % v
+for c in json.load(open(sys.argv[1]))["cases"]:
+    k = c.get("clocks") or {}
+    print(" %s | %s | %s | %s | %s | %s | %s" % (c["name"], cell(c.get("us"), "%.2f"), cell(c.get("pct_tensor"), "%.1f"),
+          cell(c.get("max_abs_err"), "%.2e"), cell(k.get("sm_mhz_median"), "%.0f"), cell(k.get("power_w_window"), "%.0f"),
+          cell(c.get("mj_per_step"), "%.1f")))
+PY
   done
 done
