@@ -115,7 +115,8 @@ ClockStats ClockSampler::stop() {
   running_ = false;
   const long long e1 = energy_mj();
   st.window_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start_).count();
-  if (energy_start_mj_ >= 0 && e1 >= energy_start_mj_ && st.window_s >= kMinEnergyWindowS) st.energy_j = (e1 - energy_start_mj_) / 1000.0;
+  if (energy_start_mj_ >= 0 && e1 >= energy_start_mj_ && st.window_s >= kMinEnergyWindowS)
+    st.energy_j = (e1 - energy_start_mj_) / 1000.0;
   if (thread_.joinable()) thread_.join();
   if (samples_.empty()) return st;
   std::vector<double> mhz;

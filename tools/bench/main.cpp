@@ -601,8 +601,9 @@ std::string json_number(double v, bool valid = true) {
   return b;
 }
 
-// The SM clock while a figure was timed, the clock events seen, and NVML's
-// trailing-average board power (null: not read).
+// The SM clock while a figure was timed, the clock events seen, NVML's
+// trailing-average board power, and the board energy over windows of
+// kMinEnergyWindowS or more (null: not read).
 std::string json_clocks(const ClockStats& c) {
   if (c.samples <= 0) return "null";
   return "{\"sm_mhz_median\": " + json_number(c.sm_mhz_median) + ", \"sm_mhz_min\": " + json_number(c.sm_mhz_min) +
