@@ -111,8 +111,8 @@ int split_columns_mode() { return env_choice("OPENMLA_SPLIT_COLUMNS", {"0", "1",
 // programmatic dependent of whatever kernel runs before it in the stream
 // (its launch and CTA setup overlap that kernel's tail; it waits for it
 // before touching memory) and the combine as one of the decode kernel;
-// 1: the combine only; 0: neither (A/B runs). The combine triggers its own
-// dependents at entry under every setting. Read on every call.
+// 1: the combine only; 0: neither (A/B runs); only under 2 does the combine
+// trigger its own dependents at entry. Read on every call.
 int pdl_mode() { return env_choice("OPENMLA_PDL", {"0", "1", "2"}, 2); }
 
 // OPENMLA_STEAL=0|1: whether a seesaw CTA of the plain grid whose walk ends

@@ -2,6 +2,7 @@
 // decoding sharing the workspace's plan) captured once and replayed with new
 // q values, new cache contents, and new lengths / block table.
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,27 @@ int check_layers(const std::vector<HostProblem>& hps, std::vector<DeviceProblem>
   }
   std::fflush(stdout);
   return failed;
+}
+
+// The launch settings that decide the graph's edges are the defaults: no
+// OPENMLA_PDL, OPENMLA_MERGE or OPENMLA_DENSE_KERNEL in the environment
+// (gpu-check's extra passes set some of them).
+bool default_launches() {
+  for (const char* v : {"OPENMLA_PDL", "OPENMLA_MERGE", "OPENMLA_DENSE_KERNEL"})
+    if (std::getenv(v) != nullptr) return false;
+  return true;
+}
+
+// Programmatic dependency edges in a captured graph.
+int programmatic_edges(cudaGraph_t graph) {
+  size_t n = 0;
+  if (cudaGraphGetEdges(graph, nullptr, nullptr, nullptr, &n) != cudaSuccess) return -1;
+  std::vector<cudaGraphNode_t> from(n), to(n);
+  std::vector<cudaGraphEdgeData> data(n);
+  if (cudaGraphGetEdges(graph, from.data(), to.data(), data.data(), &n) != cudaSuccess) return -1;
+  int k = 0;
+  for (size_t i = 0; i < n; ++i) k += data[i].type == cudaGraphDependencyTypeProgrammatic;
+  return k;
 }
 
 class Graph : public GpuTestWithParam<openmla_dtype> {};
@@ -127,7 +149,15 @@ TEST_P(Graph, CapturedStepReplaysWithNewInputs) {
   OMLA_CUDA_CHECK(cudaGraphGetNodes(g.graph, nullptr, &num_nodes));
   EXPECT_GE(num_nodes, (size_t)(1 + kLayers)) << "the graph captured too few kernels";
   OMLA_CUDA_CHECK(cudaGraphInstantiate(&g.exec, g.graph, 0));
-  std::printf("[ graph    ] captured plan + %d layers: %zu graph nodes\n", kLayers, num_nodes);
+  const int prog = programmatic_edges(g.graph);
+  std::printf("[ graph    ] captured plan + %d layers: %zu graph nodes, %d programmatic edges\n", kLayers,
+              num_nodes, prog);
+  // By default each layer's decode depends programmatically on the kernel
+  // before it (the plan kernel, or the previous layer's combine), and each
+  // combine on its decode.
+  if (default_launches()) {
+    EXPECT_EQ(prog, 2 * kLayers) << "programmatic dependent launch is not in the graph";
+  }
 
   auto replay = [&]() {
     for (int l = 0; l < kLayers; ++l) poison_outputs(hps[l], dps[l]);
@@ -166,6 +196,16 @@ TEST_P(Graph, CapturedStepReplaysWithNewInputs) {
   }
   replay();
   check_layers(hps, dps, "replay3");
+
+  // Replays 4-11 back to back, no sync between them: each step's first
+  // decode may start under the previous step's last combine (they share the
+  // workspace); the inputs stay replay 3's, so must the outputs.
+  for (int l = 0; l < kLayers; ++l) poison_outputs(hps[l], dps[l]);
+  for (int k = 0; k < 8; ++k) OMLA_CUDA_CHECK(cudaGraphLaunch(g.exec, stream.get()));
+  OMLA_CUDA_CHECK_LAST();
+  stream.sync();
+  OMLA_CHECK(openmla_read_plan_error(ws.get(), stream.get()));
+  check_layers(hps, dps, "replay4-11");
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, Graph, ::testing::Values(OPENMLA_DTYPE_BF16, OPENMLA_DTYPE_FP16),

@@ -73,8 +73,8 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
                                   Config<kGroups, kUnroll, kSplit>::kMinBlocks)
     combine_kernel(const DenseDecodeParams p) {
   // A programmatic dependent launched after this grid (the next step's
-  // decode under OPENMLA_PDL=2) may start: it waits for this grid to finish.
-  ptx::griddep_launch_dependents();
+  // decode) may start under OPENMLA_PDL=2: it waits for this grid to finish.
+  if (p.pdl == 2) ptx::griddep_launch_dependents();
   constexpr int kAcc = 2 + 2 + 4 * kGroups;  // m, sum, accumulators
   __shared__ float s_part[kSplit > 1 ? kSplit - 1 : 1][kAcc][128];
   const CombineEntry* list = reinterpret_cast<const CombineEntry*>(

@@ -139,6 +139,29 @@ struct PairedClusterConfig {
   PairedClusterConfig& operator=(const PairedClusterConfig&) = delete;
 };
 
+// The plain seesaw grid's launch configuration with one attribute set
+// (cooperative, or programmatic stream serialization), or none where `on` is
+// false. Not copyable: cfg points at attr.
+struct SeesawLaunchConfig {
+  cudaLaunchAttribute attr[1];
+  cudaLaunchConfig_t cfg{};
+  SeesawLaunchConfig(dim3 grid, int smem, cudaStream_t stream, cudaLaunchAttributeID id, bool on) {
+    attr[0].id = id;
+    if (id == cudaLaunchAttributeCooperative)
+      attr[0].val.cooperative = 1;
+    else
+      attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(dense_decode_seesaw::kThreads);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    cfg.attrs = attr;
+    cfg.numAttrs = on ? 1 : 0;
+  }
+  SeesawLaunchConfig(const SeesawLaunchConfig&) = delete;
+  SeesawLaunchConfig& operator=(const SeesawLaunchConfig&) = delete;
+};
+
 // Whether the seesaw grid can run as clusters of 2 (the row tiles of a kv
 // head paired, or a tile's column halves), every cluster that may get work
 // (`working_ctas` of them) resident at once: a cluster needs two SMs of one
@@ -252,21 +275,12 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
       // CTAs wait for CTAs of other parts (kernels/common/merge.cuh): the
       // whole grid must be resident, which a cooperative launch guarantees
       // (or refuses with cudaErrorCooperativeLaunchTooLarge).
-      cudaLaunchAttribute attr[1];
-      attr[0].id = cudaLaunchAttributeCooperative;
-      attr[0].val.cooperative = 1;
-      cudaLaunchConfig_t cfg{};
-      cfg.gridDim = grid;
-      cfg.blockDim = dim3(kThreads);
-      cfg.dynamicSmemBytes = smem;
-      cfg.stream = stream;
-      cfg.attrs = attr;
-      cfg.numAttrs = 1;
+      const SeesawLaunchConfig c(grid, smem, stream, cudaLaunchAttributeCooperative, true);
       p.steal = 0;  // the in-kernel merge's instantiation does not steal
       const auto fused = dense_decode_seesaw::dense_decode_seesaw_kernel<T, false, false, true>;
       err = cudaFuncSetAttribute(fused, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
       if (err != cudaSuccess) return err;
-      err = cudaLaunchKernelEx(&cfg, fused, map4, map1, mapq, p, evict_first, q_tma);
+      err = cudaLaunchKernelEx(&c.cfg, fused, map4, map1, mapq, p, evict_first, q_tma);
       if (err != cudaErrorCooperativeLaunchTooLarge) return err;
       // Fewer SMs usable than the device has (MPS, green contexts): the
       // same result from two kernels.
@@ -281,17 +295,8 @@ cudaError_t launch(DenseDecodeParams& p, int64_t num_blocks, cudaStream_t stream
       if (err != cudaSuccess) return err;
       return cudaGetLastError();
     }
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = grid;
-    cfg.blockDim = dim3(kThreads);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = stream;
-    cfg.attrs = attr;
-    cfg.numAttrs = p.pdl == 2 ? 1 : 0;
-    err = cudaLaunchKernelEx(&cfg, seesaw_fn<T>(false, halves, p.steal != 0), map4, map1, mapq, p, evict_first, q_tma);
+    const SeesawLaunchConfig c(grid, smem, stream, cudaLaunchAttributeProgrammaticStreamSerialization, p.pdl == 2);
+    err = cudaLaunchKernelEx(&c.cfg, seesaw_fn<T>(false, halves, p.steal != 0), map4, map1, mapq, p, evict_first, q_tma);
     if (err != cudaSuccess) return err;
   } else {
     CUtensorMap map;
