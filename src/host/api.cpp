@@ -329,13 +329,21 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   p.steal_slot0 = p.batch + p.num_parts;
   p.steal_delay_ns = steal_delay;
 
+  // -DOPENMLA_AB_NO_COMBINE=1, measurement builds only (split requests'
+  // outputs are then wrong): the step without its combine launch, which
+  // times how much of the combine the step exposes.
+#ifndef OPENMLA_AB_NO_COMBINE
+#define OPENMLA_AB_NO_COMBINE 0
+#endif
   cudaError_t err;
   if (a.q.dtype == OPENMLA_DTYPE_BF16) {
     err = kernels::launch_dense_decode<kernels::Dtype::kBf16>(p, stream);
-    if (err == cudaSuccess && !p.fused_merge) err = kernels::launch_combine<kernels::Dtype::kBf16>(p, stream);
+    if (err == cudaSuccess && !p.fused_merge && !OPENMLA_AB_NO_COMBINE)
+      err = kernels::launch_combine<kernels::Dtype::kBf16>(p, stream);
   } else {
     err = kernels::launch_dense_decode<kernels::Dtype::kFp16>(p, stream);
-    if (err == cudaSuccess && !p.fused_merge) err = kernels::launch_combine<kernels::Dtype::kFp16>(p, stream);
+    if (err == cudaSuccess && !p.fused_merge && !OPENMLA_AB_NO_COMBINE)
+      err = kernels::launch_combine<kernels::Dtype::kFp16>(p, stream);
   }
   if (err == cudaErrorNotSupported && split_columns == 2 && p.variant != kernels::kDenseSeesaw)
     return make_error(OPENMLA_ERROR_UNSUPPORTED,
