@@ -94,20 +94,11 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
 #pragma unroll
   for (int i = 0; i < (int)(sizeof(PlanHeader) / 16); ++i) u.v[i] = static_cast<const int4*>(p.plan)[i];
   int4 first = *reinterpret_cast<const int4*>(list + blockIdx.x);
-  const bool usable = u.h.error_code == kPlanOk && plan_matches(&u.h, p.batch, p.s_q, p.h_q, p.h_kv, p.num_parts);
-  // A CTA with nothing to write (no entry, or only a two-segment one the
-  // decode kernel merged) leaves now: b128 launches entries x tiles x 16 CTAs
-  // for a handful of split requests, and waiting ones would queue behind the
-  // decode's last CTA and hold back the rest of the grid after it. CTA 0
-  // always waits, so the grid still never ends before the decode.
-  const bool one_entry = (int)(blockIdx.x + gridDim.x) >= u.h.num_combine;
-  const bool idle = usable && one_entry &&
-                    ((int)blockIdx.x >= u.h.num_combine || (first.z == 2 && p.pair_merge));
-  if (idle && (blockIdx.x | blockIdx.y | blockIdx.z) != 0) return;
   // Launched as a programmatic dependent of the decode kernel: the plan was
   // complete before that kernel started, its partials and rows are not
-  // until here.
+  // until here. Every CTA waits, so the grid never ends before the decode.
   ptx::griddep_wait();
+  const bool usable = u.h.error_code == kPlanOk && plan_matches(&u.h, p.batch, p.s_q, p.h_q, p.h_kv, p.num_parts);
 
   if (!usable) {  // every row of every request NaN
     float acc[kGroups][4];
