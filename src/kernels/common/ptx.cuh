@@ -155,22 +155,7 @@ __device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
 }
 
-// OPENMLA_MBAR_SUSPEND_NS > 0 (A/B runs only): the wait's try_wait carries
-// that suspend-time hint, so a waiting thread sleeps instead of re-polling.
-#ifndef OPENMLA_MBAR_SUSPEND_NS
-#define OPENMLA_MBAR_SUSPEND_NS 0
-#endif
-
 __device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
-#if OPENMLA_MBAR_SUSPEND_NS > 0
-  asm volatile(
-      "{\n.reg .pred done;\n"
-      "WAIT_%=:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1, %2;\n"
-      "@!done bra WAIT_%=;\n}\n" ::"r"(smem_addr(bar)),
-      "r"(parity), "n"(OPENMLA_MBAR_SUSPEND_NS)
-      : "memory");
-#else
   asm volatile(
       "{\n.reg .pred done;\n"
       "WAIT_%=:\n"
@@ -178,7 +163,6 @@ __device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
       "@!done bra WAIT_%=;\n}\n" ::"r"(smem_addr(bar)),
       "r"(parity)
       : "memory");
-#endif
 }
 
 // 4-D tiled bulk copy global -> shared, completing on `bar`.
