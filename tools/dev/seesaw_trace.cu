@@ -7,7 +7,8 @@
 //        tools/dev/seesaw_trace.cu /tmp/build-trace/libopenmla.a -o seesaw_trace
 // Run: seesaw_trace [h_q=128] [batch=128] [s_k=4096] [s_q=1]; TRACE_FROM=i averages pairs i..i+19,
 // TRACE_ALL=1 prints the first pairs from kernel entry, TRACE_SHARED=1 puts the whole cache in L2,
-// TRACE_WARM=n traces the last of n back-to-back launches.
+// TRACE_WARM=n traces the last of n back-to-back launches (TRACE_CTAS=1 also prints the combine's
+// CTAs of the last launch and of the one before, against the last decode).
 #include <algorithm>
 #include <vector>
 
@@ -15,6 +16,53 @@
 
 extern "C" void openmla_debug_seesaw_trace(long long* host);
 extern "C" void openmla_debug_seesaw_cta(long long* host);
+extern "C" void openmla_debug_combine_cta(long long* host);
+
+// The combine's CTAs (kernels/combine: kTraceCombineCtas, 6 slots: entry,
+// plan entry in, wait returned, end, merged anything, decode launch) of this
+// launch and the one before, against this launch's decode (t0: its first
+// CTA past the wait). Needs TRACE_WARM >= 2 for the launch before.
+static void print_combine(long long t0, long long decode_end) {
+  constexpr int kCtas = 8192;
+  static long long c[2][kCtas][6];
+  openmla_debug_combine_cta(&c[0][0][0]);
+  long long launch[2] = {-1, -1};
+  for (int b = 0; b < 2; ++b)
+    for (int i = 0; i < kCtas; ++i)
+      if (c[b][i][0] != 0) launch[b] = std::max(launch[b], c[b][i][5]);
+  const int cur = launch[0] > launch[1] ? 0 : 1;
+  if (launch[cur] < 0) {
+    printf("combine: nothing recorded (no combine launched, or a build without -DOPENMLA_SEESAW_TRACE)\n");
+    return;
+  }
+  auto pct = [](std::vector<double> v, const char* name) {
+    if (v.empty()) return;
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    printf("  %-26s min %7.2f  p10 %7.2f  p50 %7.2f  p90 %7.2f  max %7.2f\n", name, v[0], v[n / 10], v[n / 2],
+           v[n * 9 / 10], v[n - 1]);
+  };
+  for (int b : {1 - cur, cur}) {
+    if (launch[b] < 0 || (b != cur && launch[b] != launch[cur] - 1)) continue;
+    std::vector<double> entry, in, waited, end, end_work;
+    for (int i = 0; i < kCtas; ++i) {
+      if (c[b][i][0] == 0 || c[b][i][5] != launch[b]) continue;
+      entry.push_back((c[b][i][0] - t0) * 1e-3);
+      in.push_back((c[b][i][1] - t0) * 1e-3);
+      waited.push_back((c[b][i][2] - t0) * 1e-3);
+      end.push_back((c[b][i][3] - t0) * 1e-3);
+      if (c[b][i][4]) end_work.push_back((c[b][i][3] - t0) * 1e-3);
+    }
+    printf("combine of %s launch: %zu CTAs, %zu merged something; us from this decode's first CTA past its wait\n",
+           b == cur ? "this" : "the previous", entry.size(), end_work.size());
+    pct(entry, "entry");
+    pct(in, "plan entry in");
+    pct(waited, "wait returned");
+    pct(end, "end (stores issued)");
+    pct(end_work, "end, CTAs that merged");
+  }
+  printf("  this decode's last loop end %.2f us\n", decode_end * 1e-3);
+}
 
 // TRACE_CTAS=1: every CTA's entry, first landed group and loop end (globaltimer,
 // ns from the earliest entry), against its blocks and segments, and how long
@@ -76,6 +124,9 @@ static int print_ctas() {
       pct(tail, name);
     }
   }
+  long long decode_end = 0;
+  for (int i : work) decode_end = std::max(decode_end, c[i][2] - t0);
+  print_combine(t0, decode_end);
   printf("cta: entry first end | blocks segs (sorted by loop end, slowest 12)\n");
   std::vector<int> order(work.size());
   for (size_t k = 0; k < order.size(); ++k) order[k] = (int)k;

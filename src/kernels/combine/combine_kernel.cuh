@@ -28,6 +28,28 @@
 
 namespace openmla::kernels::combine {
 
+#ifdef OPENMLA_SEESAW_TRACE
+// Trace builds only (tools/dev/seesaw_trace.cu, TRACE_CTAS=1): each CTA's
+// globaltimer at entry, once the plan header and its entry are in, once the
+// grid-dependency wait returned and at its end (stores issued), whether it
+// merged anything, and the decode launch it followed (the seesaw kernel's
+// CTA (0, 0) counts launches in stats word kTraceLaunchWord after its wait),
+// in two buffers by that count's parity: the tool compares one launch's
+// combine with the next launch's decode.
+constexpr int kTraceCombineCtas = 8192;
+constexpr int kTraceLaunchWord = 63;
+__device__ long long g_combine_cta[2][kTraceCombineCtas][6];
+#define COMBINE_TRACE(buf, slot, val)                                                             \
+  do {                                                                                            \
+    const unsigned cta_ = (blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;         \
+    if (threadIdx.x == 0 && cta_ < kTraceCombineCtas) g_combine_cta[(buf) & 1][cta_][slot] = (val); \
+  } while (0)
+#else
+#define COMBINE_TRACE(buf, slot, val) \
+  do {                                \
+  } while (0)
+#endif
+
 // kGroups float4 column groups a thread (32 / kGroups slices of each 256-column
 // half), kUnroll segments in flight a thread, kSplit groups of 128 threads.
 template <int kGroups, int kUnroll, int kSplit>
@@ -97,7 +119,20 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
   // Launched as a programmatic dependent of the decode kernel: the plan was
   // complete before that kernel started, its partials and rows are not
   // until here. Every CTA waits, so the grid never ends before the decode.
+#ifdef OPENMLA_SEESAW_TRACE
+  const long long trace_entry = ptx::globaltimer();
+  long long trace_in;  // the clock once the header and the entry are in
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(trace_in) : "r"(u.v[0].x + first.x) : "memory");
+#endif
   ptx::griddep_wait();
+#ifdef OPENMLA_SEESAW_TRACE
+  const int trace_launch = threadIdx.x == 0 ? *reinterpret_cast<volatile int*>(p.steal_stats + kTraceLaunchWord) : 0;
+  COMBINE_TRACE(trace_launch, 0, trace_entry);
+  COMBINE_TRACE(trace_launch, 1, trace_in);
+  COMBINE_TRACE(trace_launch, 2, ptx::globaltimer());
+  COMBINE_TRACE(trace_launch, 4, 0);
+  COMBINE_TRACE(trace_launch, 5, trace_launch);
+#endif
   const bool usable = u.h.error_code == kPlanOk && plan_matches(&u.h, p.batch, p.s_q, p.h_q, p.h_kv, p.num_parts);
 
   if (!usable) {  // every row of every request NaN
@@ -247,7 +282,13 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
       }
       store_rows<T, kGroups>(p, e.r, kv_head, row, col0, write_lse, acc, lse);
     }
+#ifdef OPENMLA_SEESAW_TRACE
+    COMBINE_TRACE(trace_launch, 4, 1);
+#endif
   }
+#ifdef OPENMLA_SEESAW_TRACE
+  COMBINE_TRACE(trace_launch, 3, ptx::globaltimer());
+#endif
 }
 
 template <typename T, int kGroups, int kUnroll, int kSplit>

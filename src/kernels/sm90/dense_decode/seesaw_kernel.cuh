@@ -539,6 +539,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   // predecessors (the planner among them) are complete.
   ptx::griddep_wait();
   ptx::griddep_launch_dependents();  // the combine may launch: it waits on this grid
+#ifdef OPENMLA_SEESAW_TRACE
+  // Launches counted for the combine's trace (kernels/combine: kTraceLaunchWord).
+  if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0) atomicAdd(p.steal_stats + 63, 1);
+#endif
   TRACE_AT(0, 15);
   TRACE_CTA(0, ptx::globaltimer());
   TRACE_CTA(7, clock64());  // the loop end turns it into the cycles since entry
