@@ -116,14 +116,14 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
 #pragma unroll
   for (int i = 0; i < (int)(sizeof(PlanHeader) / 16); ++i) u.v[i] = static_cast<const int4*>(p.plan)[i];
   int4 first = *reinterpret_cast<const int4*>(list + blockIdx.x);
-  // Launched as a programmatic dependent of the decode kernel: the plan was
-  // complete before that kernel started, its partials and rows are not
-  // until here. Every CTA waits, so the grid never ends before the decode.
 #ifdef OPENMLA_SEESAW_TRACE
   const long long trace_entry = ptx::globaltimer();
   long long trace_in;  // the clock once the header and the entry are in
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(trace_in) : "r"(u.v[0].x + first.x) : "memory");
 #endif
+  // Launched as a programmatic dependent of the decode kernel: the plan was
+  // complete before that kernel started, its partials and rows are not
+  // until here. Every CTA waits, so the grid never ends before the decode.
   ptx::griddep_wait();
 #ifdef OPENMLA_SEESAW_TRACE
   const int trace_launch = threadIdx.x == 0 ? *reinterpret_cast<volatile int*>(p.steal_stats + kTraceLaunchWord) : 0;
