@@ -9,7 +9,9 @@
 #   --repeats 80" gives timed windows long enough for NVML's energy counter (bench/NOTES.md, 2026-12-07).
 #   A variant "name@VAR=value:defs" also runs its bench with that environment;
 #   "name#tree.tar:defs" builds from that tarball instead of this tree (e.g.
-#   `git archive -o main.tar main`, left untracked so it travels with the call).
+#   `git archive -o main.tar main`, left untracked so it travels with the call);
+#   "name%bench/patches/x.patch:defs" builds this tree with that patch applied
+#   (e.g. VARIANTS="base: idle%bench/patches/combine-idle-exit.patch:").
 # Logs and JSON go to $1 (or $OUT).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +26,12 @@ for v in ${VARIANTS:-base:}; do
   name=${v%%:*}; defs=${v#*:}; defs=${defs//,/ }
   env_of=""; src=.
   if [[ $name == *@* ]]; then env_of=${name#*@}; name=${name%%@*}; fi
-  if [[ $name == *#* ]]; then
+  if [[ $name == *%* ]]; then
+    patch_file=$PWD/${name#*%}; name=${name%%\%*}; src=/tmp/openmla-ab-src-$name
+    rm -rf "$src"; mkdir -p "$src"
+    tar -c --exclude='./build*' --exclude='./.git' --exclude='./.deps' . | tar -x -C "$src"
+    if ! (cd "$src" && git apply "$patch_file"); then echo "$name: $patch_file does not apply"; continue; fi
+  elif [[ $name == *#* ]]; then
     tar=${name#*#}; name=${name%%#*}; src=/tmp/openmla-ab-src-$name
     rm -rf "$src"; mkdir -p "$src"
     if ! tar -xf "$tar" -C "$src"; then echo "$name: cannot unpack $tar"; continue; fi
