@@ -62,6 +62,14 @@ int env_choice(const char* var, std::initializer_list<const char*> values, int u
   return -1;
 }
 
+// -DOPENMLA_AB_NO_COMBINE=1, measurement builds only (split requests' outputs
+// are then wrong): the step without its combine launch, which times how much
+// of the combine the step exposes (bench/NOTES.md, 2026-12-07).
+#ifndef OPENMLA_AB_NO_COMBINE
+#define OPENMLA_AB_NO_COMBINE 0
+#endif
+constexpr bool kLaunchCombine = !OPENMLA_AB_NO_COMBINE;
+
 // OPENMLA_DENSE_KERNEL=wgmma|mma_sync selects an older kernel (cross-checks to
 // compare against); anything but those and 'seesaw' is an error, not ignored.
 int dense_kernel_variant() {
@@ -329,20 +337,14 @@ openmla_status openmla_dense_decode(const openmla_dense_decode_args* args, void*
   p.steal_slot0 = p.batch + p.num_parts;
   p.steal_delay_ns = steal_delay;
 
-  // -DOPENMLA_AB_NO_COMBINE=1, measurement builds only (split requests'
-  // outputs are then wrong): the step without its combine launch, which
-  // times how much of the combine the step exposes.
-#ifndef OPENMLA_AB_NO_COMBINE
-#define OPENMLA_AB_NO_COMBINE 0
-#endif
   cudaError_t err;
   if (a.q.dtype == OPENMLA_DTYPE_BF16) {
     err = kernels::launch_dense_decode<kernels::Dtype::kBf16>(p, stream);
-    if (err == cudaSuccess && !p.fused_merge && !OPENMLA_AB_NO_COMBINE)
+    if (err == cudaSuccess && !p.fused_merge && kLaunchCombine)
       err = kernels::launch_combine<kernels::Dtype::kBf16>(p, stream);
   } else {
     err = kernels::launch_dense_decode<kernels::Dtype::kFp16>(p, stream);
-    if (err == cudaSuccess && !p.fused_merge && !OPENMLA_AB_NO_COMBINE)
+    if (err == cudaSuccess && !p.fused_merge && kLaunchCombine)
       err = kernels::launch_combine<kernels::Dtype::kFp16>(p, stream);
   }
   if (err == cudaErrorNotSupported && split_columns == 2 && p.variant != kernels::kDenseSeesaw)
