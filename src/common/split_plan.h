@@ -122,7 +122,9 @@ OPENMLA_HD inline int num_plan_parts(int num_sms, int s_q, int h_q, int h_kv) {
 // Segments [batch + num_parts, max_segments) hold the stolen ranges'
 // partials, one slot a part (kernels/sm90/dense_decode/steal.cuh). The last
 // 256 bytes are statistics the decode only increments (int32 steals, protocol
-// faults) and the library never reads: tests zero and read them.
+// faults) and the library never reads: tests zero and read them. Trace
+// builds count decode launches in word kStatsTraceLaunchWord.
+constexpr int kStatsTraceLaunchWord = 63;
 struct WorkspaceLayout {
   size_t part_offset, request_offset, combine_offset, counter_offset, steal_offset, plan_bytes;
   size_t o_accum_offset, lse_accum_offset, stats_offset, total_bytes;

@@ -18,6 +18,16 @@ extern "C" void openmla_debug_seesaw_trace(long long* host);
 extern "C" void openmla_debug_seesaw_cta(long long* host);
 extern "C" void openmla_debug_combine_cta(long long* host);
 
+// One line of percentiles (nothing for an empty set), the name indented and
+// padded to `width`.
+static void print_pct(std::vector<double> v, const char* name, int indent, int width) {
+  if (v.empty()) return;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  printf("%*s%-*s min %7.2f  p10 %7.2f  p50 %7.2f  p90 %7.2f  max %7.2f\n", indent, "", width, name, v[0],
+         v[n / 10], v[n / 2], v[n * 9 / 10], v[n - 1]);
+}
+
 // The combine's CTAs (kernels/combine: kTraceCombineCtas, 6 slots: entry,
 // plan entry in, wait returned, end, merged anything, decode launch) of this
 // launch and the one before, against this launch's decode (t0: its first
@@ -35,13 +45,7 @@ static void print_combine(long long t0, long long decode_end) {
     printf("combine: nothing recorded (no combine launched, or a build without -DOPENMLA_SEESAW_TRACE)\n");
     return;
   }
-  auto pct = [](std::vector<double> v, const char* name) {
-    if (v.empty()) return;
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    printf("  %-26s min %7.2f  p10 %7.2f  p50 %7.2f  p90 %7.2f  max %7.2f\n", name, v[0], v[n / 10], v[n / 2],
-           v[n * 9 / 10], v[n - 1]);
-  };
+  auto pct = [](const std::vector<double>& v, const char* name) { print_pct(v, name, 2, 26); };
   for (int b : {1 - cur, cur}) {
     if (launch[b] < 0 || (b != cur && launch[b] != launch[cur] - 1)) continue;
     std::vector<double> entry, in, waited, end, end_work;
@@ -91,12 +95,7 @@ static int print_ctas() {
     end.push_back((c[i][2] - t0) * 1e-3);
     blocks.push_back((double)c[i][3]);
   }
-  auto pct = [](std::vector<double> v, const char* name) {
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    printf("%-22s min %7.2f  p10 %7.2f  p50 %7.2f  p90 %7.2f  max %7.2f\n", name, v[0], v[n / 10], v[n / 2],
-           v[n * 9 / 10], v[n - 1]);
-  };
+  auto pct = [](const std::vector<double>& v, const char* name) { print_pct(v, name, 0, 22); };
   printf("%zu CTAs with work; us from the first entry\n", work.size());
   pct(entry, "entry");
   pct(first, "first group landed");

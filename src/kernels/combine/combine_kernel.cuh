@@ -33,11 +33,10 @@ namespace openmla::kernels::combine {
 // globaltimer at entry, once the plan header and its entry are in, once the
 // grid-dependency wait returned and at its end (stores issued), whether it
 // merged anything, and the decode launch it followed (the seesaw kernel's
-// CTA (0, 0) counts launches in stats word kTraceLaunchWord after its wait),
+// CTA (0, 0) counts launches in stats word kStatsTraceLaunchWord after its wait),
 // in two buffers by that count's parity: the tool compares one launch's
 // combine with the next launch's decode.
 constexpr int kTraceCombineCtas = 8192;
-constexpr int kTraceLaunchWord = 63;
 __device__ long long g_combine_cta[2][kTraceCombineCtas][6];
 #define COMBINE_TRACE(buf, slot, val)                                                             \
   do {                                                                                            \
@@ -126,7 +125,7 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
   // until here. Every CTA waits, so the grid never ends before the decode.
   ptx::griddep_wait();
 #ifdef OPENMLA_SEESAW_TRACE
-  const int trace_launch = threadIdx.x == 0 ? *reinterpret_cast<volatile int*>(p.steal_stats + kTraceLaunchWord) : 0;
+  const int trace_launch = threadIdx.x == 0 ? *reinterpret_cast<volatile int*>(p.steal_stats + kStatsTraceLaunchWord) : 0;
   COMBINE_TRACE(trace_launch, 0, trace_entry);
   COMBINE_TRACE(trace_launch, 1, trace_in);
   COMBINE_TRACE(trace_launch, 2, ptx::globaltimer());

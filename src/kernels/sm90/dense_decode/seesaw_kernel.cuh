@@ -540,8 +540,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   ptx::griddep_wait();
   ptx::griddep_launch_dependents();  // the combine may launch: it waits on this grid
 #ifdef OPENMLA_SEESAW_TRACE
-  // Launches counted for the combine's trace (kernels/combine: kTraceLaunchWord).
-  if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0) atomicAdd(p.steal_stats + 63, 1);
+  // Launches counted for the combine's trace (kernels/combine).
+  if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0) atomicAdd(p.steal_stats + kStatsTraceLaunchWord, 1);
 #endif
   TRACE_AT(0, 15);
   TRACE_CTA(0, ptx::globaltimer());
