@@ -43,10 +43,6 @@ __device__ long long g_combine_cta[2][kTraceCombineCtas][6];
     const unsigned cta_ = (blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;         \
     if (threadIdx.x == 0 && cta_ < kTraceCombineCtas) g_combine_cta[(buf) & 1][cta_][slot] = (val); \
   } while (0)
-#else
-#define COMBINE_TRACE(buf, slot, val) \
-  do {                                \
-  } while (0)
 #endif
 
 // kGroups float4 column groups a thread (32 / kGroups slices of each 256-column
