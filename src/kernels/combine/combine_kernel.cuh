@@ -111,6 +111,16 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
 #pragma unroll
   for (int i = 0; i < (int)(sizeof(PlanHeader) / 16); ++i) u.v[i] = static_cast<const int4*>(p.plan)[i];
   int4 first = *reinterpret_cast<const int4*>(list + blockIdx.x);
+  const bool usable = u.h.error_code == kPlanOk && plan_matches(&u.h, p.batch, p.s_q, p.h_q, p.h_kv, p.num_parts);
+  // A CTA with nothing to write (no entry, or only a two-segment one the
+  // decode kernel merged) leaves now: b128 launches entries x tiles x 16 CTAs
+  // for a handful of split requests, and waiting ones would queue behind the
+  // decode's last CTA and hold back the rest of the grid after it. CTA 0
+  // always waits, so the grid still never ends before the decode.
+  const bool one_entry = (int)(blockIdx.x + gridDim.x) >= u.h.num_combine;
+  const bool idle = usable && one_entry &&
+                    ((int)blockIdx.x >= u.h.num_combine || (first.z == 2 && p.pair_merge));
+  if (idle && (blockIdx.x | blockIdx.y | blockIdx.z) != 0) return;
 #ifdef OPENMLA_SEESAW_TRACE
   const long long trace_entry = ptx::globaltimer();
   long long trace_in;  // the clock once the header and the entry are in
@@ -118,7 +128,7 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
 #endif
   // Launched as a programmatic dependent of the decode kernel: the plan was
   // complete before that kernel started, its partials and rows are not
-  // until here. Every CTA waits, so the grid never ends before the decode.
+  // until here.
   ptx::griddep_wait();
 #ifdef OPENMLA_SEESAW_TRACE
   const int trace_launch = threadIdx.x == 0 ? *reinterpret_cast<volatile int*>(p.steal_stats + kStatsTraceLaunchWord) : 0;
@@ -128,7 +138,6 @@ __global__ void __launch_bounds__(Config<kGroups, kUnroll, kSplit>::kThreads,
   COMBINE_TRACE(trace_launch, 4, 0);
   COMBINE_TRACE(trace_launch, 5, trace_launch);
 #endif
-  const bool usable = u.h.error_code == kPlanOk && plan_matches(&u.h, p.batch, p.s_q, p.h_q, p.h_kv, p.num_parts);
 
   if (!usable) {  // every row of every request NaN
     float acc[kGroups][4];
