@@ -26,62 +26,83 @@ void dense_decode(const DenseDecodeProblem& p, const float* q, const float* k_ca
                   double* lse, int threads) {
   const double scale = p.softmax_scale > 0 ? p.softmax_scale : 1.0 / std::sqrt((double)kD);
   const int group = p.h_q / p.h_kv;
-  const int jobs = p.batch * p.h_kv;
+  // A job is up to kMaxRowsPerJob query rows of one (request, kv head):
+  // they share each key row while it is in L1, and a single long request
+  // (b1) still spreads over the threads (jobs >= 2 x threads where the rows
+  // allow). Every row sums in the same order as a row-at-a-time loop, so the
+  // results do not depend on the split.
+  constexpr int kMaxRowsPerJob = 16;
   if (threads <= 0) threads = (int)std::max(1u, std::thread::hardware_concurrency());
-  threads = std::min(threads, jobs);
-  std::atomic<int> next{0};
+  const int rows = p.s_q * group;
+  const int64_t all_rows = (int64_t)p.batch * p.h_kv * rows;
+  const int per_job = (int)std::max<int64_t>(1, std::min<int64_t>(kMaxRowsPerJob, all_rows / (2 * (int64_t)threads)));
+  const int chunks = (rows + per_job - 1) / per_job;
+  const int64_t jobs = (int64_t)p.batch * p.h_kv * chunks;
+  threads = (int)std::max<int64_t>(1, std::min<int64_t>(threads, jobs));
+  std::atomic<int64_t> next{0};
+  // Keys behind an out-of-range table entry read as NaN (never the memory).
+  const std::vector<float> nan_row(kD, std::numeric_limits<float>::quiet_NaN());
 
   auto work = [&]() {
-    std::vector<double> k;      // gathered keys of one (request, kv head)
-    std::vector<double> score;
-    for (int job = next++; job < jobs; job = next++) {
-      const int r = job / p.h_kv, g = job % p.h_kv;
+    std::vector<double> score[kMaxRowsPerJob];
+    for (int64_t job = next++; job < jobs; job = next++) {
+      const int r = (int)(job / ((int64_t)p.h_kv * chunks)), g = (int)(job / chunks % p.h_kv);
+      const int row0 = (int)(job % chunks) * per_job, n = std::min(per_job, rows - row0);
       // Never read outside the table row or the cache, even on bad input.
       const int len = std::min(std::max(seqlens[r], 0), p.max_blocks_per_seq * kPage);
-      k.assign((size_t)len * kD, 0.0);
-      for (int j = 0; j < len; ++j) {
+      auto key = [&](int j) -> const float* {
         const int phys = block_table[(size_t)r * p.max_blocks_per_seq + j / kPage];
-        if (phys < 0 || phys >= p.num_blocks) {
-          for (int c = 0; c < kD; ++c) k[(size_t)j * kD + c] = std::nan("");
+        if (phys < 0 || phys >= p.num_blocks) return nan_row.data();
+        return k_cache + (((size_t)phys * kPage + j % kPage) * p.h_kv + g) * kD;
+      };
+      const float* qrow[kMaxRowsPerJob];
+      double* orow[kMaxRowsPerJob];
+      double* l[kMaxRowsPerJob];
+      int end[kMaxRowsPerJob];
+      int max_end = 0;
+      for (int x = 0; x < n; ++x) {
+        const int i = (row0 + x) / group, h = g * group + (row0 + x) % group;
+        qrow[x] = q + (((size_t)r * p.s_q + i) * p.h_q + h) * kD;
+        orow[x] = out + (((size_t)r * p.s_q + i) * p.h_q + h) * kDv;
+        l[x] = &lse[((size_t)r * p.h_q + h) * p.s_q + i];
+        end[x] = std::min(attended_end(seqlens[r], p.s_q, i, p.causal), len);
+        max_end = std::max(max_end, end[x]);
+        std::fill(orow[x], orow[x] + kDv, 0.0);
+        score[x].assign(end[x], 0.0);
+      }
+      for (int j = 0; j < max_end; ++j) {
+        const float* kr = key(j);
+        for (int x = 0; x < n; ++x) {
+          if (j >= end[x]) continue;
+          double s = 0;
+          for (int c = 0; c < kD; ++c) s += (double)qrow[x][c] * (double)kr[c];
+          score[x][j] = s * scale;
+        }
+      }
+      double mx[kMaxRowsPerJob], sum[kMaxRowsPerJob];
+      for (int x = 0; x < n; ++x) {
+        if (end[x] == 0) {  // no attendable key: out 0, lse +inf
+          *l[x] = std::numeric_limits<double>::infinity();
           continue;
         }
-        const float* row = k_cache + (((size_t)phys * kPage + j % kPage) * p.h_kv + g) * kD;
-        for (int c = 0; c < kD; ++c) k[(size_t)j * kD + c] = row[c];
-      }
-      for (int i = 0; i < p.s_q; ++i) {
-        const int end = std::min(attended_end(seqlens[r], p.s_q, i, p.causal), len);
-        for (int hh = 0; hh < group; ++hh) {
-          const int h = g * group + hh;
-          const float* qrow = q + (((size_t)r * p.s_q + i) * p.h_q + h) * kD;
-          double* orow = out + (((size_t)r * p.s_q + i) * p.h_q + h) * kDv;
-          double& l = lse[((size_t)r * p.h_q + h) * p.s_q + i];
-          std::fill(orow, orow + kDv, 0.0);
-          if (end == 0) {
-            l = std::numeric_limits<double>::infinity();
-            continue;
-          }
-          score.assign(end, 0.0);
-          double mx = -std::numeric_limits<double>::infinity();
-          for (int j = 0; j < end; ++j) {
-            double s = 0;
-            const double* kr = &k[(size_t)j * kD];
-            for (int c = 0; c < kD; ++c) s += (double)qrow[c] * kr[c];
-            score[j] = s * scale;
-            mx = std::max(mx, score[j]);
-          }
-          double sum = 0;
-          for (int j = 0; j < end; ++j) {
-            score[j] = std::exp(score[j] - mx);
-            sum += score[j];
-          }
-          for (int j = 0; j < end; ++j) {
-            const double w = score[j] / sum;
-            const double* vr = &k[(size_t)j * kD];
-            for (int c = 0; c < kDv; ++c) orow[c] += w * vr[c];
-          }
-          l = mx + std::log(sum);
+        mx[x] = -std::numeric_limits<double>::infinity();
+        for (int j = 0; j < end[x]; ++j) mx[x] = std::max(mx[x], score[x][j]);
+        sum[x] = 0;
+        for (int j = 0; j < end[x]; ++j) {
+          score[x][j] = std::exp(score[x][j] - mx[x]);
+          sum[x] += score[x][j];
         }
       }
+      for (int j = 0; j < max_end; ++j) {
+        const float* vr = key(j);
+        for (int x = 0; x < n; ++x) {
+          if (j >= end[x]) continue;
+          const double w = score[x][j] / sum[x];
+          for (int c = 0; c < kDv; ++c) orow[x][c] += w * (double)vr[c];
+        }
+      }
+      for (int x = 0; x < n; ++x)
+        if (end[x] > 0) *l[x] = mx[x] + std::log(sum[x]);
     }
   };
   std::vector<std::thread> pool;
