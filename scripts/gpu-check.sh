@@ -16,6 +16,10 @@
 #   filters of the extra passes. Timings on an H200 (2026-12-03): build ~30 s,
 #   the default suite ~90 s, a full extra pass ~80-90 s, Special* ~45 s,
 #   so "build tests" (~540 s) fills one 600 s call and the bench needs another.
+#   PASSES="default nomc fused merge split legacy"  (default: all) the test
+#   passes to run, so that one call fits an A/B and the passes a change meets.
+#   PATCH=bench/patches/x.patch       applied to this copy first (git apply); the
+#   summary's commit line names it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${1:-${OUT:-/tmp/openmla-gpu-check}}
@@ -27,10 +31,15 @@ summary="$OUT_DIR/summary.txt"
 : > "$summary"
 note() { echo "$*" | tee -a "$summary"; }
 has() { [[ " $STAGES " == *" $1 "* ]]; }
+PASSES=${PASSES:-"default nomc fused merge split legacy"}
+pass() { [[ " $PASSES " == *" $1 "* ]]; }
 status=0
+if [ -n "${PATCH:-}" ]; then
+  git apply "$PATCH" || { echo "gpu-check: $PATCH does not apply" | tee -a "$summary"; exit 1; }
+fi
 
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.limit,temperature.gpu --format=csv >> "$summary" 2>&1
-note "commit ${OPENMLA_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo '+dirty')}"
+note "commit ${OPENMLA_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo '+dirty')}${PATCH:+ + $PATCH}"
 
 if has build; then
   t0=$(date +%s)
@@ -42,7 +51,7 @@ if has build; then
   else
     note "build: FAILED"; tail -40 "$OUT_DIR/build.log"; exit 1
   fi
-  grep -A2 -E "dense_decode_(seesaw_|wgmma_)?kernel" "$OUT_DIR/build.log" | grep -E "registers|spill" | sort -u | sed 's/^/ptxas: /' | tee -a "$summary"
+  grep -A2 -E "dense_decode_(seesaw_|wgmma_)?kernel" "$OUT_DIR/build.log" | grep -E "Used [0-9]+ registers|spill" | sort -u | sed "s/^/ptxas: /" | tee -a "$summary"
   lib="$BUILD_DIR/libopenmla.a"
   if command -v cuobjdump >/dev/null && [ -f "$lib" ]; then
     cuobjdump --dump-sass "$lib" > "$BUILD_DIR/sass.txt" 2>/dev/null
@@ -53,21 +62,27 @@ fi
 if has tests; then
   if ctest --test-dir "$BUILD_DIR" --output-on-failure -j 4 -E gpu > "$OUT_DIR/tests.log" 2>&1; then
     note "cpu tests: ok"; else note "cpu tests: FAILED"; status=1; fi
-  if timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" ${GTEST_ARGS:-} >> "$OUT_DIR/tests.log" 2>&1; then
-    note "gpu tests: ok"; else note "gpu tests: FAILED"; status=1; fi
+  if pass default; then
+    if timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" ${GTEST_ARGS:-} >> "$OUT_DIR/tests.log" 2>&1; then
+      note "gpu tests: ok"; else note "gpu tests: FAILED"; status=1; fi
+  fi
   # The whole suite without multicast and column halves (the full-width
   # kernel every grid that cannot pair runs; the default run above gives it
   # only the shapes with an odd number of row tiles, and runs halves on the
   # small grids), then the opt-in merge inside the decode kernel (which
   # multicast and halves would turn off) on the special, graph and plan cases.
-  if OPENMLA_MULTICAST=0 OPENMLA_SPLIT_COLUMNS=0 timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
-       --gtest_filter="${NOMC_FILTER:-*}" > "$OUT_DIR/tests-nomc.log" 2>&1; then
-    note "gpu tests, OPENMLA_MULTICAST=0: ok"; else note "gpu tests, OPENMLA_MULTICAST=0: FAILED"; status=1; fi
-  grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-nomc.log" | head -10 | tee -a "$summary"
-  if OPENMLA_MULTICAST=0 OPENMLA_SPLIT_COLUMNS=0 OPENMLA_MERGE=kernel timeout 200 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
-       --gtest_filter="${FUSED_FILTER:-Special*:Dtypes*:Plan*:Graph*}" > "$OUT_DIR/tests-fused.log" 2>&1; then
-    note "gpu tests, OPENMLA_MERGE=kernel: ok"; else note "gpu tests, OPENMLA_MERGE=kernel: FAILED"; status=1; fi
-  grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-fused.log" | head -10 | tee -a "$summary"
+  if pass nomc; then
+    if OPENMLA_MULTICAST=0 OPENMLA_SPLIT_COLUMNS=0 timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
+         --gtest_filter="${NOMC_FILTER:-*}" > "$OUT_DIR/tests-nomc.log" 2>&1; then
+      note "gpu tests, OPENMLA_MULTICAST=0: ok"; else note "gpu tests, OPENMLA_MULTICAST=0: FAILED"; status=1; fi
+    grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-nomc.log" | head -10 | tee -a "$summary"
+  fi
+  if pass fused; then
+    if OPENMLA_MULTICAST=0 OPENMLA_SPLIT_COLUMNS=0 OPENMLA_MERGE=kernel timeout 200 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
+         --gtest_filter="${FUSED_FILTER:-Special*:Dtypes*:Plan*:Graph*}" > "$OUT_DIR/tests-fused.log" 2>&1; then
+      note "gpu tests, OPENMLA_MERGE=kernel: ok"; else note "gpu tests, OPENMLA_MERGE=kernel: FAILED"; status=1; fi
+    grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-fused.log" | head -10 | tee -a "$summary"
+  fi
   # The default merges two-segment requests in the decode kernel where a kv
   # head has <= 4 row tiles; the whole suite again with one way forced for
   # every shape (MERGE_RUN=combine by default; =pair covers the taller shapes;
@@ -75,31 +90,37 @@ if has tests; then
   # Column halves off there too: the default uses them on every grid that
   # fills at most half the SMs (most of the suite's small cases), so this is
   # where the full-width kernel meets those shapes.
-  mr=${MERGE_RUN:-combine}
-  if OPENMLA_MERGE=$mr OPENMLA_SPLIT_COLUMNS=0 timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
-       --gtest_filter="${MERGE_FILTER:-*}" > "$OUT_DIR/tests-merge-$mr.log" 2>&1; then
-    note "gpu tests, OPENMLA_MERGE=$mr OPENMLA_SPLIT_COLUMNS=0: ok"
-  else
-    note "gpu tests, OPENMLA_MERGE=$mr OPENMLA_SPLIT_COLUMNS=0: FAILED"; status=1
+  if pass merge; then
+    mr=${MERGE_RUN:-combine}
+    if OPENMLA_MERGE=$mr OPENMLA_SPLIT_COLUMNS=0 timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
+         --gtest_filter="${MERGE_FILTER:-*}" > "$OUT_DIR/tests-merge-$mr.log" 2>&1; then
+      note "gpu tests, OPENMLA_MERGE=$mr OPENMLA_SPLIT_COLUMNS=0: ok"
+    else
+      note "gpu tests, OPENMLA_MERGE=$mr OPENMLA_SPLIT_COLUMNS=0: FAILED"; status=1
+    fi
+    grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-merge-$mr.log" | head -10 | tee -a "$summary"
   fi
-  grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-merge-$mr.log" | head -10 | tee -a "$summary"
   # And column halves on every seesaw call, the large grids included (not
   # the forced-multicast tests: their grids are too large to pair as halves).
-  if OPENMLA_SPLIT_COLUMNS=force timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
-       --gtest_filter="${SPLIT_FILTER:-*}:-Multicast.*" \
-       > "$OUT_DIR/tests-split.log" 2>&1; then
-    note "gpu tests, OPENMLA_SPLIT_COLUMNS=force: ok"; else note "gpu tests, OPENMLA_SPLIT_COLUMNS=force: FAILED"; status=1; fi
-  grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-split.log" | head -10 | tee -a "$summary"
+  if pass split; then
+    if OPENMLA_SPLIT_COLUMNS=force timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
+         --gtest_filter="${SPLIT_FILTER:-*}:-Multicast.*" \
+         > "$OUT_DIR/tests-split.log" 2>&1; then
+      note "gpu tests, OPENMLA_SPLIT_COLUMNS=force: ok"; else note "gpu tests, OPENMLA_SPLIT_COLUMNS=force: FAILED"; status=1; fi
+    grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-split.log" | head -10 | tee -a "$summary"
+  fi
   # The older kernels, one process each (OPENMLA_DENSE_KERNEL is read once a
   # process): their refusal of forced multicast and halves, and their own
   # results on the special cases (they write partials and outputs their own
   # way; ~45 s each on an H200).
-  for k in wgmma mma_sync; do
-    if OPENMLA_DENSE_KERNEL=$k timeout 200 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
-         --gtest_filter="SplitColumns*:Multicast.*:${LEGACY_FILTER:-Special*}" > "$OUT_DIR/tests-$k.log" 2>&1; then
-      note "gpu tests, OPENMLA_DENSE_KERNEL=$k: ok"; else note "gpu tests, OPENMLA_DENSE_KERNEL=$k: FAILED"; status=1; fi
-    grep -E "^\[  (PASSED|FAILED|SKIPPED) +\]  *[0-9]|tests ran" "$OUT_DIR/tests-$k.log" | head -10 | tee -a "$summary"
-  done
+  if pass legacy; then
+    for k in wgmma mma_sync; do
+      if OPENMLA_DENSE_KERNEL=$k timeout 200 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
+           --gtest_filter="SplitColumns*:Multicast.*:${LEGACY_FILTER:-Special*}" > "$OUT_DIR/tests-$k.log" 2>&1; then
+        note "gpu tests, OPENMLA_DENSE_KERNEL=$k: ok"; else note "gpu tests, OPENMLA_DENSE_KERNEL=$k: FAILED"; status=1; fi
+      grep -E "^\[  (PASSED|FAILED|SKIPPED) +\]  *[0-9]|tests ran" "$OUT_DIR/tests-$k.log" | head -10 | tee -a "$summary"
+    done
+  fi
   grep -E "^\[  (PASSED|FAILED)|tests ran|FAILED" "$OUT_DIR/tests.log" | head -30 | tee -a "$summary"
 fi
 
