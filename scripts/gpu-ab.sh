@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tuning runs on the GPU machine: builds the library and openmla-bench once per
-# variant (extra compile definitions), then times the same cases with each, so
-# one device call compares them on one card.
+# variant (extra compile definitions; the builds run side by side), then times
+# the same cases with each, so one device call compares them on one card.
 #   VARIANTS="base: min2:-DOPENMLA_MIN_BLOCKS_PER_PART=2"  (name:defs, space-separated)
 #   CASES="b1_sq1_sk4096_hq128 b8_sq1_sk1024_hq16"       BENCH_ARGS="--quick --no-check"
 #   ROUNDS=2: time the variants in turn, that many times (clocks drift over a call)
@@ -21,7 +21,11 @@ export PATH="$PATH:/usr/local/cuda/bin"
 case_args=()
 for c in ${CASES:?CASES is empty}; do case_args+=(--case "$c"); done
 built=()
-declare -A envs dirs
+declare -A envs dirs pids srcs defs_of log_of
+names=()
+# Every variant's build runs at once: each has two long translation units (the
+# bf16 and fp16 decode kernels, ~25 s each) and 16 cores, so two or three
+# builds side by side take about as long as one.
 for v in ${VARIANTS:-base:}; do
   name=${v%%:*}; defs=${v#*:}; defs=${defs//,/ }
   env_of=""; src=.
@@ -41,13 +45,24 @@ for v in ${VARIANTS:-base:}; do
   key=$(echo "$src|$defs" | md5sum | cut -c1-8)
   dir=$PWD/build-ab-$key
   dirs[$name]=$dir
-  if [[ " ${keys_built:-} " == *" $key "* ]]; then built+=("$name"); continue; fi
-  if ! cmake -S "$src" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DOPENMLA_BUILD_TESTS=OFF \
-       -DCMAKE_CXX_FLAGS="$defs" -DCMAKE_CUDA_FLAGS="$defs" > "$OUT_DIR/build-$name.log" 2>&1 ||
-     ! cmake --build "$dir" -j 16 >> "$OUT_DIR/build-$name.log" 2>&1; then
-    echo "$name: build FAILED"; tail -20 "$OUT_DIR/build-$name.log"; continue
-  fi
-  built+=("$name"); keys_built="${keys_built:-} $key"
+  names+=("$name")
+  [ -n "${srcs[$key]:-}" ] && continue
+  srcs[$key]=$src; defs_of[$key]=$defs; log_of[$key]=$OUT_DIR/build-$name.log
+done
+# Started once every source tree is copied (a build writing here would change
+# the tree under tar).
+for key in "${!srcs[@]}"; do
+  (cmake -S "${srcs[$key]}" -B "$PWD/build-ab-$key" -G Ninja -DCMAKE_BUILD_TYPE=Release -DOPENMLA_BUILD_TESTS=OFF \
+     -DCMAKE_CXX_FLAGS="${defs_of[$key]}" -DCMAKE_CUDA_FLAGS="${defs_of[$key]}" > "${log_of[$key]}" 2>&1 &&
+   cmake --build "$PWD/build-ab-$key" -j 16 --target openmla-bench >> "${log_of[$key]}" 2>&1) &
+  pids[$key]=$!
+done
+declare -A ok
+for key in "${!pids[@]}"; do wait "${pids[$key]}" && ok[$key]=1; done
+for name in "${names[@]}"; do
+  key=${dirs[$name]##*-}
+  if [ -n "${ok[$key]:-}" ]; then built+=("$name"); continue; fi
+  echo "$name: build FAILED"; tail -20 "$OUT_DIR/build-$name.log" 2>/dev/null
 done
 for round in $(seq 1 "${ROUNDS:-1}"); do
   for name in "${built[@]}"; do
