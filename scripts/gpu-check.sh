@@ -34,6 +34,17 @@ has() { [[ " $STAGES " == *" $1 "* ]]; }
 PASSES=${PASSES:-"default nomc fused merge split legacy"}
 pass() { [[ " $PASSES " == *" $1 "* ]]; }
 status=0
+# run_pass LABEL LOG SECONDS "VAR=value ..." [gtest arguments]: one extra GPU
+# test pass under those variables, logged to $OUT_DIR/LOG.log; its verdict and
+# gtest's totals go to the summary.
+run_pass() {
+  local label=$1 log=$OUT_DIR/$2.log limit=$3 vars=$4
+  shift 4
+  # shellcheck disable=SC2086  # vars is a list of assignments
+  if env $vars timeout "$limit" "$BUILD_DIR/tests/gpu/openmla_gpu_tests" "$@" > "$log" 2>&1; then
+    note "gpu tests, $label: ok"; else note "gpu tests, $label: FAILED"; status=1; fi
+  grep -E "^\[  (PASSED|FAILED)|^\[  SKIPPED \] +[0-9]|tests ran" "$log" | head -10 | tee -a "$summary"
+}
 if [ -n "${PATCH:-}" ]; then
   git apply "$PATCH" || { echo "gpu-check: $PATCH does not apply" | tee -a "$summary"; exit 1; }
 fi
@@ -72,16 +83,12 @@ if has tests; then
   # small grids), then the opt-in merge inside the decode kernel (which
   # multicast and halves would turn off) on the special, graph and plan cases.
   if pass nomc; then
-    if OPENMLA_MULTICAST=0 OPENMLA_SPLIT_COLUMNS=0 timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
-         --gtest_filter="${NOMC_FILTER:-*}" > "$OUT_DIR/tests-nomc.log" 2>&1; then
-      note "gpu tests, OPENMLA_MULTICAST=0: ok"; else note "gpu tests, OPENMLA_MULTICAST=0: FAILED"; status=1; fi
-    grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-nomc.log" | head -10 | tee -a "$summary"
+    run_pass "OPENMLA_MULTICAST=0" tests-nomc 420 "OPENMLA_MULTICAST=0 OPENMLA_SPLIT_COLUMNS=0" \
+      --gtest_filter="${NOMC_FILTER:-*}"
   fi
   if pass fused; then
-    if OPENMLA_MULTICAST=0 OPENMLA_SPLIT_COLUMNS=0 OPENMLA_MERGE=kernel timeout 200 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
-         --gtest_filter="${FUSED_FILTER:-Special*:Dtypes*:Plan*:Graph*}" > "$OUT_DIR/tests-fused.log" 2>&1; then
-      note "gpu tests, OPENMLA_MERGE=kernel: ok"; else note "gpu tests, OPENMLA_MERGE=kernel: FAILED"; status=1; fi
-    grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-fused.log" | head -10 | tee -a "$summary"
+    run_pass "OPENMLA_MERGE=kernel" tests-fused 200 "OPENMLA_MULTICAST=0 OPENMLA_SPLIT_COLUMNS=0 OPENMLA_MERGE=kernel" \
+      --gtest_filter="${FUSED_FILTER:-Special*:Dtypes*:Plan*:Graph*}"
   fi
   # The default merges two-segment requests in the decode kernel where a kv
   # head has <= 4 row tiles; the whole suite again with one way forced for
@@ -92,22 +99,14 @@ if has tests; then
   # where the full-width kernel meets those shapes.
   if pass merge; then
     mr=${MERGE_RUN:-combine}
-    if OPENMLA_MERGE=$mr OPENMLA_SPLIT_COLUMNS=0 timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
-         --gtest_filter="${MERGE_FILTER:-*}" > "$OUT_DIR/tests-merge-$mr.log" 2>&1; then
-      note "gpu tests, OPENMLA_MERGE=$mr OPENMLA_SPLIT_COLUMNS=0: ok"
-    else
-      note "gpu tests, OPENMLA_MERGE=$mr OPENMLA_SPLIT_COLUMNS=0: FAILED"; status=1
-    fi
-    grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-merge-$mr.log" | head -10 | tee -a "$summary"
+    run_pass "OPENMLA_MERGE=$mr OPENMLA_SPLIT_COLUMNS=0" "tests-merge-$mr" 420 "OPENMLA_MERGE=$mr OPENMLA_SPLIT_COLUMNS=0" \
+      --gtest_filter="${MERGE_FILTER:-*}"
   fi
   # And column halves on every seesaw call, the large grids included (not
   # the forced-multicast tests: their grids are too large to pair as halves).
   if pass split; then
-    if OPENMLA_SPLIT_COLUMNS=force timeout 420 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
-         --gtest_filter="${SPLIT_FILTER:-*}:-Multicast.*" \
-         > "$OUT_DIR/tests-split.log" 2>&1; then
-      note "gpu tests, OPENMLA_SPLIT_COLUMNS=force: ok"; else note "gpu tests, OPENMLA_SPLIT_COLUMNS=force: FAILED"; status=1; fi
-    grep -E "^\[  (PASSED|FAILED)|tests ran" "$OUT_DIR/tests-split.log" | head -10 | tee -a "$summary"
+    run_pass "OPENMLA_SPLIT_COLUMNS=force" tests-split 420 "OPENMLA_SPLIT_COLUMNS=force" \
+      --gtest_filter="${SPLIT_FILTER:-*}:-Multicast.*"
   fi
   # The older kernels, one process each (OPENMLA_DENSE_KERNEL is read once a
   # process): their refusal of forced multicast and halves, and their own
@@ -115,10 +114,8 @@ if has tests; then
   # way; ~45 s each on an H200).
   if pass legacy; then
     for k in wgmma mma_sync; do
-      if OPENMLA_DENSE_KERNEL=$k timeout 200 "$BUILD_DIR/tests/gpu/openmla_gpu_tests" \
-           --gtest_filter="SplitColumns*:Multicast.*:${LEGACY_FILTER:-Special*}" > "$OUT_DIR/tests-$k.log" 2>&1; then
-        note "gpu tests, OPENMLA_DENSE_KERNEL=$k: ok"; else note "gpu tests, OPENMLA_DENSE_KERNEL=$k: FAILED"; status=1; fi
-      grep -E "^\[  (PASSED|FAILED|SKIPPED) +\]  *[0-9]|tests ran" "$OUT_DIR/tests-$k.log" | head -10 | tee -a "$summary"
+      run_pass "OPENMLA_DENSE_KERNEL=$k" "tests-$k" 200 "OPENMLA_DENSE_KERNEL=$k" \
+        --gtest_filter="SplitColumns*:Multicast.*:${LEGACY_FILTER:-Special*}"
     done
   fi
   grep -E "^\[  (PASSED|FAILED)|tests ran|FAILED" "$OUT_DIR/tests.log" | head -30 | tee -a "$summary"
